@@ -1,0 +1,175 @@
+"""One forward and one backward pass per batch -> every CAM method, batched, on the model's device.
+
+The target layer's output is captured by a forward hook. In the default (inference) mode the hook
+hands the rest of the network a copy of a *detached* activation that alone requires grad, and every
+parameter has ``requires_grad`` switched off for the call: the forward below the layer records no
+graph, and ``torch.autograd.grad(selected logits, activation)`` walks only the few layers above it (no
+parameter or input gradients). In ``differentiable=True`` mode (the FT-LeakMin penalty) nothing is
+detached or frozen and the gradient is taken with ``create_graph=True``, so a loss on the maps
+back-propagates into the trainable parameters.
+
+Hooks are removed, and the train/eval flag of every module and ``requires_grad`` of every parameter
+restored, on every exit; exceptions propagate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cambench_qr.cams.layers import TargetLayer, resolve_target_layer
+from cambench_qr.cams.methods import CAM_METHODS, METHODS
+
+DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam", "layercam", "eigengradcam")
+
+
+@dataclass(frozen=True)
+class CamOutput:
+    """Raw maps ``{method: (B, h, w)}``, the model's logits ``(B, K)`` and the class indices ``(B,)`` used."""
+
+    maps: dict[str, torch.Tensor]
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+
+class _Capture:
+    """Forward hook storing the target layer's output (and handing downstream layers a copy of it)."""
+
+    def __init__(self, detach: bool) -> None:
+        self.detach = detach
+        self.outputs: list[torch.Tensor] = []
+
+    def __call__(self, module: nn.Module, args: object, output: object) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor):
+            kind = type(output).__name__
+            raise ValueError(f"target layer {type(module).__name__} returned a {kind}, not a tensor")
+        if self.detach or not output.requires_grad:
+            output = output.detach().requires_grad_(torch.is_grad_enabled())
+        self.outputs.append(output)
+        # Downstream layers get a copy, so an in-place op there can neither touch the captured values
+        # nor hit a leaf that requires grad.
+        return output.clone()
+
+
+@contextlib.contextmanager
+def _hooked(layer: TargetLayer, capture: _Capture) -> Iterator[None]:
+    handle = layer.module.register_forward_hook(capture)
+    try:
+        yield
+    finally:
+        handle.remove()
+        capture.outputs.clear()
+
+
+@contextlib.contextmanager
+def _frozen_eval(model: nn.Module) -> Iterator[None]:
+    """Eval mode and ``requires_grad=False`` everywhere for the block; both restored per module on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    unknown = [m for m in methods if m not in CAM_METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from {METHODS}")
+    return tuple(dict.fromkeys(methods))
+
+
+def _check_targets(targets: torch.Tensor | Sequence[int] | None, logits: torch.Tensor) -> torch.Tensor:
+    if logits.ndim != 2:
+        raise ValueError(f"model output has shape {tuple(logits.shape)}, expected (B, num_classes) logits")
+    if targets is None:
+        return logits.detach().argmax(dim=1)
+    targets = torch.as_tensor(targets, device=logits.device)
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.ndim != 1:
+        raise ValueError(f"targets must be a 1-D integer tensor of class indices, got {targets.dtype} "
+                         f"of shape {tuple(targets.shape)}")
+    if len(targets) != len(logits):
+        raise ValueError(f"{len(targets)} targets for a batch of {len(logits)} images")
+    if len(targets) and (targets.min() < 0 or targets.max() >= logits.shape[1]):
+        raise ValueError(f"targets must lie in [0, {logits.shape[1]}), got {targets.tolist()}")
+    return targets.long()
+
+
+class CamEngine:
+    """CAMs of one model at one target layer: ``engine(images, targets, methods) -> CamOutput``.
+
+    ``target_layer``: None (the architecture default, see ``default_target_layer``), a module, its dotted
+    name, or a ``TargetLayer`` with a custom ``to_grid``.
+    """
+
+    def __init__(self, model: nn.Module, target_layer: TargetLayer | nn.Module | str | None = None) -> None:
+        self.model = model
+        self.layer = resolve_target_layer(model, target_layer)
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor | Sequence[int] | None = None,
+        methods: Sequence[str] = DEFAULT_METHODS,
+        differentiable: bool = False,
+    ) -> CamOutput:
+        """Raw maps ``(B, h, w)`` at the target layer's resolution for each method, from one forward and
+        (if any method uses gradients) one backward pass to the target layer.
+
+        ``targets``: class index per image (None: the predicted class). ``differentiable=False`` runs in
+        eval mode with frozen parameters and returns detached tensors; ``differentiable=True`` leaves
+        the model's mode and flags alone and keeps the graph (maps and logits) for a training loss.
+        """
+        methods = _check_methods(methods)
+        if images.ndim != 4:
+            raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+        need_grads = any(CAM_METHODS[m].uses_gradients for m in methods)
+        capture = _Capture(detach=not differentiable)
+        state = contextlib.nullcontext() if differentiable else _frozen_eval(self.model)
+        if not differentiable:
+            images = images.detach()
+        with state, _hooked(self.layer, capture):
+            with torch.set_grad_enabled(need_grads or differentiable):
+                logits = self.model(images)
+            if len(capture.outputs) != 1:
+                layer = self.layer.name or type(self.layer.module).__name__
+                raise ValueError(f"target layer {layer} ran {len(capture.outputs)} times in one forward "
+                                 "pass; it must run exactly once")
+            targets = _check_targets(targets, logits)
+            acts = capture.outputs[0]
+            grads = None
+            if need_grads:
+                score = logits.gather(1, targets[:, None]).sum()
+                (grads,) = torch.autograd.grad(score, acts, create_graph=differentiable)
+            with torch.set_grad_enabled(differentiable):
+                image_hw = tuple(images.shape[-2:])
+                grid_acts = self.layer.to_grid(acts, image_hw)
+                grid_grads = None if grads is None else self.layer.to_grid(grads, image_hw)
+                if not differentiable:
+                    grid_acts, logits = grid_acts.detach(), logits.detach()
+                maps = {m: CAM_METHODS[m](grid_acts, grid_grads) for m in methods}
+        return CamOutput(maps=maps, logits=logits, targets=targets)
+
+
+def compute_cams(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor | Sequence[int] | None = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    target_layer: TargetLayer | nn.Module | str | None = None,
+    differentiable: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Raw CAMs ``{method: (B, h, w)}`` at the target layer's resolution (see :class:`CamEngine`)."""
+    return CamEngine(model, target_layer)(images, targets, methods, differentiable).maps
