@@ -1,0 +1,16 @@
+"""Hub cards room: the local Hub root, model / dataset / metric cards, the leaderboard, and publishing.
+
+- `HubRoot(root, user)`: paths of the repo folders (contract 6).
+- `write_model_card(model_dir, summary, hub)`: README.md with `model-index`, and
+  `.eval_results/cambench-qr.yaml`.
+- `write_eval_yaml(dataset_dir, methods)`: the benchmark `eval.yaml` of the dataset repo.
+- `write_metric_space(module_dir, space_dir)`: the evaluate module folder as a Space.
+- `push(hub, what, token)`: upload the folders with huggingface_hub, one `PushResult` per repo.
+"""
+
+from .cards import write_eval_yaml, write_metric_space, write_model_card
+from .layout import HubRoot
+from .publish import PUSH_TARGETS, PushResult, push
+
+__all__ = ["HubRoot", "PUSH_TARGETS", "PushResult", "push", "write_eval_yaml", "write_metric_space",
+           "write_model_card"]

@@ -1,0 +1,225 @@
+"""Cards for the Hub repos: model cards with `model-index` + `.eval_results/`, the benchmark `eval.yaml`
+of the dataset repo, and the metric Space folder.
+
+Model-index results are grouped on the Hub by (task, dataset, config, split, revision) and each group's
+`source` and `task.name` are read from its first result, so every result built here shares one task name
+and one source (a result with a different source would be dropped silently).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+from huggingface_hub import (
+    DatasetCard,
+    EvalResult,
+    EvalResultEntry,
+    ModelCard,
+    ModelCardData,
+    eval_result_entries_to_yaml,
+)
+
+from .. import __version__
+from ._io import write_text_atomic
+from .layout import HUB_URL, HubRoot
+from .scores import HEADLINE_SCORES, SCORES, method_label, score_label
+
+TASK_TYPE = "image-classification"
+TASK_NAME = "QR detection with structure-aware CAM explanations"
+DATASET_PRETTY_NAME = "CAMBench-QR"
+EVAL_RESULTS_FILE = ".eval_results/cambench-qr.yaml"
+# Scores declared as benchmark tasks in eval.yaml (besides accuracy), one task per (score, method, config).
+BENCHMARK_SCORES = ("fmr", "tmr", "bl")
+PAPER = "https://arxiv.org/abs/2509.16745"
+
+
+def task_id(score: str, config: str, method: str | None = None) -> str:
+    """The eval.yaml task id of `score` on `config` (and CAM `method` for structure scores)."""
+    return f"{score}_{method}_{config}" if method else f"{score}_{config}"
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _structure_args(row: dict) -> dict:
+    return {k: row[k] for k in ("method", "distortion", "severity") if row.get(k) is not None}
+
+
+def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
+    """`EvalResult`s of one evaluation: accuracy per (config, split), and the headline structure scores
+    (mean over valid samples) per CAM method, distortion and severity."""
+    revision = summary["data"].get("revision")
+
+    def common(config: str, split: str) -> dict:
+        return dict(task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=hub.dataset_id,
+                    dataset_name=DATASET_PRETTY_NAME, dataset_config=config, dataset_split=split,
+                    dataset_revision=revision, source_name="CAMBench-QR", source_url=hub.metric_url)
+
+    results = [EvalResult(**common(r["config"], r["split"]), metric_type="accuracy", metric_name="Accuracy",
+                          metric_value=float(r["value"])) for r in summary["accuracy"]]
+    for row in summary["structure"]:
+        if row["score"] in HEADLINE_SCORES and row.get("mean") is not None:
+            name = f"{SCORES[row['score']][0]} ({method_label(row['method'])})"
+            results.append(EvalResult(**common(row["config"], row["split"]), metric_type=row["score"],
+                                      metric_name=name, metric_value=float(row["mean"]),
+                                      metric_args=_structure_args(row)))
+    return results
+
+
+def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[EvalResultEntry]:
+    """`.eval_results` entries for the tasks that `eval.yaml` declares (test split, clean severity rows)."""
+    revision = summary["data"].get("revision")
+    date = summary.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    common = dict(dataset_id=hub.dataset_id, dataset_revision=revision, date=date,
+                  source_url=f"{HUB_URL}/{model_repo}", source_name="Model card")
+    entries = [EvalResultEntry(task_id=task_id("accuracy", r["config"]), value=float(r["value"]),
+                               notes=f"{r['n']} test images", **common)
+               for r in summary["accuracy"] if r["split"] == "test"]
+    for row in summary["structure"]:
+        if (row["split"] == "test" and row["score"] in BENCHMARK_SCORES and row.get("mean") is not None
+                and not row.get("severity")):
+            entries.append(EvalResultEntry(task_id=task_id(row["score"], row["config"], row["method"]),
+                                           value=float(row["mean"]), notes=f"n={row['n']}", **common))
+    return entries
+
+
+def _results_markdown(summary: dict) -> str:
+    lines = ["| config | split | n | accuracy |", "|---|---|---|---|"]
+    lines += [f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |"
+              for r in summary["accuracy"]]
+    clean = [r for r in summary["structure"] if r["score"] in HEADLINE_SCORES and not r.get("severity")]
+    if clean:
+        lines += ["", "Structure scores on clean images (mean [95% bootstrap CI]; chance = a uniform map):",
+                  "", "| config | method | score | mean [95% CI] | chance | n (invalid) |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['config']} | {method_label(r['method'])} | {score_label(r['score'])} | "
+                  f"{_fmt(r['mean'])} [{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}] | "
+                  f"{_fmt(r.get('chance'))} | {r['n']} ({r.get('n_invalid', 0)}) |" for r in clean]
+    return "\n".join(lines)
+
+
+def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> ModelCard:
+    """The model card: YAML (license, library, datasets, model-index) and our own body, no placeholders."""
+    repo_id = f"{hub.user}/{repo_name}"
+    data = ModelCardData(
+        model_name=repo_name, license="apache-2.0", library_name="timm", pipeline_tag=TASK_TYPE,
+        tags=["cambench-qr", "timm", "image-classification", "explainability", "qr-code"],
+        datasets=[hub.dataset_id], metrics=["accuracy", hub.metric_id],
+        eval_results=model_index_results(summary, hub))
+    regime = training.get("regime", summary["model"].get("regime"))
+    backbone = training.get("backbone", summary["model"].get("backbone"))
+    pretrained = training.get("pretrained", summary["model"].get("pretrained"))
+    labels = json.dumps(training.get("label_names", ["non_qr", "qr"]))
+    body = f"""
+# {repo_name}
+
+A `{backbone}` image classifier (QR code vs. no QR code) trained on
+[{DATASET_PRETTY_NAME}]({HUB_URL}/datasets/{hub.dataset_id}) with the `{regime}` regime, and scored by
+where its CAM explanations put their mass: on the finder patterns and timing lines a QR reader needs, or on
+the background ([cambench_structure]({hub.metric_url})).
+
+## Use
+
+```python
+import timm
+model = timm.create_model("hf-hub:{repo_id}", pretrained=True)   # label_names: {labels}
+```
+
+## Training
+
+| field | value |
+|---|---|
+| backbone | `{backbone}` |
+| regime | `{regime}` |
+| initial weights | {pretrained or "random initialisation"} |
+| data | `{training.get('data', summary['data'].get('path'))}` config `{training.get('config', '')}` |
+| epochs / lr / seed | {training.get('epochs')} / {training.get('lr')} / {training.get('seed')} |
+| image size | {training.get('image_size', summary['model'].get('image_size'))} |
+| cambench-qr version | {training.get('package_version', __version__)} |
+
+## Results
+
+Data revision `{summary['data'].get('revision')}`, evaluated on {summary['hardware'].get('device')} with
+cambench-qr {summary['package_version']} (results schema {summary['schema_version']}).
+
+{_results_markdown(summary)}
+
+The same numbers are in the `model-index` above and in `{EVAL_RESULTS_FILE}`.
+
+## Limitations
+
+The images are synthetic QR codes and synthetic negatives; accuracy and structure scores describe this
+benchmark, not QR detection in the wild. A CAM on a model with random initial weights and a few epochs of
+training says little about CAMs on large pretrained models.
+
+## Citation
+
+CAMBench-QR reimplements and extends "CAMBench-QR" ({PAPER}).
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def write_model_card(model_dir: str | Path, summary: dict, hub: HubRoot) -> Path:
+    """Write README.md (model card) and `.eval_results/cambench-qr.yaml` into a model repo folder that
+    holds the harness's `training.json`; returns the README path."""
+    model_dir = Path(model_dir)
+    training_file = model_dir / "training.json"
+    if not training_file.is_file():
+        raise FileNotFoundError(f"{training_file} is missing: not a harness model folder")
+    training = json.loads(training_file.read_text())
+    card = model_card(summary, training, hub, model_dir.name)
+    readme = write_text_atomic(model_dir / "README.md", str(card))
+    entries = eval_result_entries(summary, hub, hub.repo_id(model_dir))
+    write_text_atomic(model_dir / EVAL_RESULTS_FILE,
+                      yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False))
+    return readme
+
+
+def dataset_test_configs(dataset_dir: str | Path) -> list[str]:
+    """Configs of a dataset repo folder (from its card's `configs:`) that have a test split."""
+    card = DatasetCard.load(Path(dataset_dir) / "README.md")
+    configs = card.data.to_dict().get("configs") or []
+    return [c["config_name"] for c in configs
+            if any(f.get("split") == "test" for f in c.get("data_files", []) if isinstance(f, dict))]
+
+
+def write_eval_yaml(dataset_dir: str | Path, methods: tuple[str, ...] | list[str]) -> Path:
+    """`eval.yaml` declaring the benchmark tasks of the dataset repo: accuracy and FMR/TMR/BL per CAM
+    method, one task per config with a test split. (HF must allow-list a dataset before the Hub shows it
+    as a Benchmark; that step is manual.)"""
+    configs = dataset_test_configs(dataset_dir)
+    if not configs:
+        raise ValueError(f"{dataset_dir}/README.md declares no config with a test split")
+    tasks = []
+    for config in configs:
+        tasks.append({"id": task_id("accuracy", config), "name": f"Accuracy ({config})",
+                      "config": config, "split": "test"})
+        tasks += [{"id": task_id(score, config, method),
+                   "name": f"{SCORES[score][0]} {method_label(method)} ({config})", "config": config,
+                   "split": "test"} for method in methods for score in BENCHMARK_SCORES]
+    spec = {"name": DATASET_PRETTY_NAME,
+            "description": "Does a CAM explanation sit on the structures a QR reader needs (finder patterns, "
+                           "timing lines) or leak onto the background? Exact part masks for every image.",
+            "evaluation_framework": "cambench-qr", "tasks": tasks}
+    return write_text_atomic(Path(dataset_dir) / "eval.yaml", yaml.safe_dump(spec, sort_keys=False))
+
+
+def write_metric_space(module_dir: str | Path, space_dir: str | Path) -> Path:
+    """Copy the evaluate module folder (script, metric card with the Spaces header, app.py, requirements)
+    into the Space folder, replacing what was there."""
+    module_dir, space_dir = Path(module_dir), Path(space_dir)
+    script = module_dir / f"{module_dir.name}.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script} is missing: not an evaluate module folder")
+    staging = space_dir.with_name(f".{space_dir.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(module_dir, staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if space_dir.exists():
+        shutil.rmtree(space_dir)
+    staging.replace(space_dir)
+    return space_dir

@@ -1,0 +1,196 @@
+"""Round trips through a local Hub-compatible server (tests/hub_server.py): push with `cambench-qr push`'s
+code, read back with datasets / timm / evaluate / huggingface_hub exactly as a user would.
+
+huggingface_hub, datasets and evaluate read HF_ENDPOINT at import, and other tests in this worker may have
+imported them already, so every client runs in a fresh interpreter with the server's environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hub_server import HubServer
+
+pytestmark = pytest.mark.slow
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    server = HubServer(user="alice").start()
+    yield server
+    server.stop()
+
+
+def run_client(server: HubServer, tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh python with HF_ENDPOINT etc. pointing at `server`; fail with its output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT=server.url, HF_TOKEN="hf_fake", HF_HUB_DISABLE_XET="1",
+               HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(REPO_ROOT))
+    script = tmp_path / "client.py"
+    script.write_text(textwrap.dedent(code))
+    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"client failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert not server.unhandled, f"the client called routes the test server does not know: {server.unhandled}"
+    return proc
+
+
+def test_dataset_two_configs_push_and_load_back(hub_server, tmp_path):
+    code = """
+    import sys, numpy as np
+    from pathlib import Path
+    import datasets
+    from datasets import Dataset, DatasetDict, load_dataset, get_dataset_config_names
+    from huggingface_hub import HfApi
+    from PIL import Image
+    from cambench_qr.hub_cards import HubRoot, push
+
+    hub = HubRoot(Path(sys.argv[1]), "alice")
+    folder = hub.dataset_dir
+    configs = {"standard": 0, "blur": 100}
+    for cfg, base in configs.items():
+        for split, n in (("train", 4), ("test", 3)):
+            rows = {"id": [f"{cfg}/{split}/{i:06d}" for i in range(n)],
+                    "image": [Image.fromarray(np.full((16, 16, 3), base + i, np.uint8)) for i in range(n)],
+                    "parts": [Image.fromarray(np.full((16, 16), i % 10, np.uint8), "L") for i in range(n)],
+                    "label": [i % 2 for i in range(n)]}
+            features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
+                                          "parts": datasets.Image(),
+                                          "label": datasets.ClassLabel(names=["non_qr", "qr"])})
+            out = folder / "data" / cfg / f"{split}-00000-of-00001.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Dataset.from_dict(rows, features=features).to_parquet(str(out))
+    yaml_configs = "".join(
+        f"- config_name: {c}\\n  data_files:\\n  - split: train\\n    path: data/{c}/train-*\\n"
+        f"  - split: test\\n    path: data/{c}/test-*\\n" + ("  default: true\\n" if c == "standard" else "")
+        for c in configs)
+    (folder / "README.md").write_text(f"---\\nlicense: cc-by-4.0\\nconfigs:\\n{yaml_configs}---\\n# data\\n")
+
+    results = push(hub, "dataset", quiet=True)
+    assert [r.ok for r in results] == [True], [r.line() for r in results]
+    assert sorted(get_dataset_config_names("alice/cambench-qr")) == ["blur", "standard"]
+    for cfg in configs:
+        remote = load_dataset("alice/cambench-qr", cfg)
+        local = load_dataset(str(folder), cfg)
+        for split in ("train", "test"):
+            assert remote[split].features == local[split].features
+            assert remote[split]["id"] == local[split]["id"]
+            for a, b in zip(remote[split], local[split]):
+                assert np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
+                assert np.array_equal(np.asarray(a["parts"]), np.asarray(b["parts"]))
+    assert np.asarray(load_dataset("alice/cambench-qr", "blur", split="test")[2]["image"])[0, 0, 0] == 102
+
+    api = HfApi()
+    n_commits = len(api.list_repo_commits("alice/cambench-qr", repo_type="dataset"))
+    again = push(hub, "dataset", quiet=True)
+    assert again[0].ok, again[0].line()
+    assert len(api.list_repo_commits("alice/cambench-qr", repo_type="dataset")) == n_commits  # a no-op
+    print("OK")
+    """
+    proc = run_client(hub_server, tmp_path, code, str(tmp_path / "hub"))
+    assert proc.stdout.strip().endswith("OK")
+    assert ("POST", "/datasets/alice/cambench-qr.git/info/lfs/objects/batch") in hub_server.requests
+
+
+def test_model_and_card_push_and_load_back(hub_server, tmp_path):
+    code = """
+    import json, sys
+    from pathlib import Path
+    import timm, torch, yaml
+    from huggingface_hub import ModelCard, hf_hub_download, parse_eval_result_entries
+    from cambench_qr.hub_cards import HubRoot, push, write_model_card
+    from cambench_qr.hub_cards.cards import eval_result_entries
+    sys.path.insert(0, sys.argv[2])
+    from hub_summaries import summary, training
+
+    hub = HubRoot(Path(sys.argv[1]), "alice")
+    folder = hub.model_dir("test_resnet", "zs")
+    model = timm.create_model("test_resnet", num_classes=2)
+    timm.models.save_for_hf(model, folder, model_config={"label_names": ["non_qr", "qr"]},
+                            safe_serialization=True)
+    (folder / "training.json").write_text(json.dumps(training()))
+    write_model_card(folder, summary(), hub)
+    broken = hub.model_dir("test_resnet", "broken")
+    broken.mkdir(parents=True)
+    (broken / "README.md").write_text("---\\nlicense: [unclosed\\n---\\nbad card\\n")
+
+    results = {r.repo_id: r for r in push(hub, "models", quiet=True)}
+    assert results["alice/test_resnet-zs"].ok, results["alice/test_resnet-zs"].line()
+    assert not results["alice/test_resnet-broken"].ok
+    assert "Invalid metadata" in results["alice/test_resnet-broken"].message
+    assert (broken / "README.md").read_text().startswith("---\\nlicense: [unclosed")  # local folder intact
+
+    loaded = timm.create_model("hf-hub:alice/test_resnet-zs", pretrained=True)
+    assert loaded.pretrained_cfg["label_names"] == ["non_qr", "qr"]
+    local, remote = model.state_dict(), loaded.state_dict()
+    assert local.keys() == remote.keys() and all(torch.equal(local[k], remote[k]) for k in local)
+
+    card = ModelCard.load("alice/test_resnet-zs")
+    assert "[More Information Needed]" not in card.content
+    results = card.data.eval_results
+    assert results == ModelCard.load(folder / "README.md").data.eval_results
+    assert len(results) == 2 + 4 * 7 + 2 * 4 * 7  # accuracy x 2 configs, standard, blur x 2 severities
+    fmr = [r for r in results if r.metric_type == "fmr" and r.dataset_config == "standard"
+           and r.metric_args["method"] == "layercam"]
+    assert [r.metric_value for r in fmr] == [0.52]
+    assert {(r.source_url, r.task_name) for r in results} == {
+        ("https://huggingface.co/spaces/alice/cambench_structure", results[0].task_name)}
+
+    path = hf_hub_download("alice/test_resnet-zs", ".eval_results/cambench-qr.yaml")
+    entries = parse_eval_result_entries(yaml.safe_load(Path(path).read_text()))
+    assert entries == eval_result_entries(summary(), hub, "alice/test_resnet-zs")
+    acc = {e.task_id: e.value for e in entries if e.task_id.startswith("accuracy")}
+    assert acc == {"accuracy_standard": 0.9, "accuracy_blur": 0.85}
+    print("OK")
+    """
+    proc = run_client(hub_server, tmp_path, code, str(tmp_path / "hub"), str(Path(__file__).parent))
+    assert proc.stdout.strip().endswith("OK")
+
+
+def test_metric_space_push_and_evaluate_load(hub_server, tmp_path):
+    code = """
+    import sys
+    from pathlib import Path
+    import evaluate
+    from cambench_qr.hub_cards import HubRoot, push, write_metric_space
+
+    module = Path(sys.argv[2])
+    hub = HubRoot(Path(sys.argv[1]), "alice")
+    write_metric_space(module, hub.metric_dir)
+    results = push(hub, "metric", quiet=True)
+    assert [r.ok for r in results] == [True], [r.line() for r in results]
+    local = evaluate.load(str(module)).compute(**INPUTS)
+    remote = evaluate.load("alice/cambench_structure").compute(**INPUTS)
+    assert remote == local, (remote, local)
+    print("OK", remote)
+    """
+    module = tmp_path / "cambench_structure"
+    module.mkdir()
+    (module / "cambench_structure.py").write_text(textwrap.dedent('''
+        import datasets
+        import evaluate
+
+        class CambenchStructure(evaluate.Metric):
+            def _info(self):
+                return evaluate.MetricInfo(description="mass in the mask", citation="", inputs_description="",
+                    features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float32")),
+                                                "references": datasets.Sequence(datasets.Value("int32"))}))
+
+            def _compute(self, predictions, references):
+                pairs = zip(predictions, references)
+                mass = [sum(p for p, r in zip(ps, rs) if r) / sum(ps) for ps, rs in pairs]
+                return {"fmr": sum(mass) / len(mass)}
+        '''))
+    (module / "README.md").write_text("---\ntitle: cambench_structure\nsdk: gradio\n---\n# m\n")
+    inputs = "INPUTS = dict(predictions=[[1.0, 3.0], [2.0, 2.0]], references=[[0, 1], [1, 0]])\n"
+    code = inputs + textwrap.dedent(code)
+    proc = run_client(hub_server, tmp_path, code, str(tmp_path / "hub"), str(module))
+    assert proc.stdout.strip().splitlines()[-1] == "OK {'fmr': 0.625}"  # (3/4 + 2/4) / 2
+    script_url = "/spaces/alice/cambench_structure/resolve/main/cambench_structure.py"
+    assert ("GET", script_url) in hub_server.requests
