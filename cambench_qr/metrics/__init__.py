@@ -1,0 +1,23 @@
+"""Structure metrics: saliency maps x part-label maps -> per-sample scores, and their aggregation.
+
+    from cambench_qr.metrics import structure_scores, aggregate
+    scores = structure_scores(saliency, parts, module_px=8.0)   # dict of (B,) tensors
+    rows = aggregate({**scores, "method": methods}, ["fmr", "bl"], by=["method"])
+
+``EVALUATE_MODULE`` is the path of the ``cambench_structure`` evaluate module folder shipped with the
+package: ``evaluate.load(EVALUATE_MODULE)`` works offline.
+"""
+
+from pathlib import Path
+
+from cambench_qr.metrics.aggregate import aggregate, bootstrap_mean_ci
+from cambench_qr.metrics.edt import distance_to
+from cambench_qr.metrics.masks import paper_timing_mask, region_masks
+from cambench_qr.metrics.scores import SCORE_NAMES, SCORES, normalized_mass, scores_to_lists, structure_scores
+
+EVALUATE_MODULE: str = str(Path(__file__).with_name("cambench_structure"))
+
+__all__ = [
+    "EVALUATE_MODULE", "SCORES", "SCORE_NAMES", "aggregate", "bootstrap_mean_ci", "distance_to",
+    "normalized_mass", "paper_timing_mask", "region_masks", "scores_to_lists", "structure_scores",
+]

@@ -1,0 +1,77 @@
+"""Region masks from a part-label map (DESIGN 2.1), in the package's own mode and in the paper's.
+
+``standard``: finder = {2}, timing = {4}, structure = {2, 4}, box = {2..8}, outside = {0, 1, 9}.
+
+``paper`` reproduces the masks of the CAMBench-QR scripts (notes/paper.md s.1.2): finder = {2} and
+box = {2..8} as above, but the paper's timing mask is "row 6 and column 6 minus the three finder
+blocks", i.e. the true timing modules (row 6, columns 8..N-9 and column 6, rows 8..N-9) plus the one
+separator module at each end of each line, 2(N-14) modules in all. Those four end modules are exactly
+the separator modules that touch a timing module *along the timing line*: every other module beside
+the timing lines is format information or data, and the separator modules beside the end modules
+((5,7), (7,7), ...) touch the timing line only diagonally. On the pixel map this becomes: a separator
+pixel joins the paper's timing mask when a timing pixel lies within one module pitch of it in the
+same pixel row or the same pixel column. On an axis-aligned map with an integer module pitch this
+reproduces the paper's mask pixel for pixel; under rotation or perspective the end modules are
+approximate along their long edges (a few pixels), because the shift follows the pixel axes, not the
+warped module axes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from cambench_qr.parts import FINDER, NUM_PARTS, REGIONS, SEPARATOR, TIMING
+
+MASK_MODES = ("standard", "paper")
+FINDER_MODULES = 3 * 7 * 7  # three 7x7 finder patterns: the module pitch follows from their area
+
+
+def _region_lut(region: str, device: torch.device) -> torch.Tensor:
+    lut = torch.zeros(NUM_PARTS, dtype=torch.bool, device=device)
+    lut[list(REGIONS[region])] = True
+    return lut
+
+
+def region_mask(parts: torch.Tensor, region: str) -> torch.Tensor:
+    """Boolean (B, H, W) mask of a named region of ``parts.REGIONS`` (standard mode)."""
+    return _region_lut(region, parts.device)[parts.long()]
+
+
+def estimated_module_px(parts: torch.Tensor) -> torch.Tensor:
+    """Module pitch per sample from the finder area: sqrt(|finder pixels| / 147); 0 without finders."""
+    finder_px = (parts == FINDER).flatten(1).sum(1).to(torch.float64)
+    return torch.sqrt(finder_px / FINDER_MODULES)
+
+
+def paper_timing_mask(parts: torch.Tensor, module_px: torch.Tensor | None = None) -> torch.Tensor:
+    """The paper's timing mask (B, H, W): timing pixels plus the separator pixels that a timing pixel
+    reaches by a horizontal or vertical step of at most one module pitch (``ceil(module_px)`` pixels;
+    estimated from the finder area when not given)."""
+    pitch = estimated_module_px(parts) if module_px is None else module_px.to(torch.float64)
+    reach = torch.ceil(pitch - 1e-6).long()  # an exact integer pitch of 8 reaches 8 pixels
+    timing = (parts == TIMING).float()[:, None]
+    grown = timing[:, 0] > 0
+    max_reach = int(reach.max()) if reach.numel() else 0
+    for k in range(1, max_reach + 1):
+        active = (k <= reach)[:, None, None]
+        pad = F.pad(timing, (k, k, k, k))
+        h, w = timing.shape[-2:]
+        shifted = (pad[..., k:k + h, :w] + pad[..., k:k + h, 2 * k:] + pad[..., :h, k:k + w]
+                   + pad[..., 2 * k:, k:k + w])[:, 0] > 0
+        grown |= shifted & active
+    return (parts == TIMING) | (grown & (parts == SEPARATOR))
+
+
+def region_masks(parts: torch.Tensor, mask_mode: str = "standard",
+                 module_px: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Boolean (B, H, W) masks ``finder, timing, structure, box, outside`` for ``mask_mode``.
+
+    ``structure = finder | timing`` and ``outside = ~box`` in both modes; only the timing mask differs
+    (see the module docstring)."""
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    finder = parts == FINDER
+    timing = region_mask(parts, "timing") if mask_mode == "standard" else paper_timing_mask(parts, module_px)
+    box = region_mask(parts, "box")
+    return {"finder": finder, "timing": timing, "structure": finder | timing, "box": box, "outside": ~box}

@@ -1,0 +1,248 @@
+"""The structure metric core against hand-computed values and independent references."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+from sklearn.metrics import roc_auc_score
+
+from cambench_qr.metrics import SCORE_NAMES, aggregate, paper_timing_mask, structure_scores
+from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
+
+# A 4x4 part map and saliency small enough to score by hand (ids: 2 finder, 4 timing, 8 data, 0/1 out).
+PARTS_4 = torch.tensor([[2, 2, 0, 0],
+                        [2, 2, 0, 0],
+                        [4, 4, 8, 1],
+                        [8, 8, 8, 1]], dtype=torch.uint8)[None]
+SAL_4 = torch.tensor([[1., 0, 0, 0],
+                      [0, 1, 0, 0],
+                      [0, 2, 0, 0],
+                      [0, 0, 0, 4]])[None]
+
+
+def qr_module_parts(n: int = 21) -> np.ndarray:
+    """Module-space part map of a version-(n-17)/4 symbol's function patterns (alignment omitted)."""
+    m = np.full((n, n), DATA, np.uint8)
+    for r, c in ((0, 0), (0, n - 7), (n - 7, 0)):
+        m[r:r + 7, c:c + 7] = FINDER
+    m[7, :8] = m[:8, 7] = SEPARATOR
+    m[7, n - 8:] = m[:8, n - 8] = SEPARATOR
+    m[n - 8, :8] = m[n - 8:, 7] = SEPARATOR
+    m[8, :9] = m[:9, 8] = FORMAT_INFO
+    m[8, n - 8:] = m[n - 7:, 8] = FORMAT_INFO
+    m[n - 8, 8] = FORMAT_INFO
+    m[6, 8:n - 8] = m[8:n - 8, 6] = TIMING
+    return m
+
+
+def random_batch(seed: int, batch: int = 6, h: int = 23, w: int = 29, levels: int | None = None):
+    g = torch.Generator().manual_seed(seed)
+    sal = torch.rand(batch, h, w, generator=g)
+    if levels:  # force ties
+        sal = torch.round(sal * levels) / levels + 0.01
+    parts = torch.randint(0, NUM_PARTS, (batch, h, w), generator=g).to(torch.uint8)
+    return sal, parts
+
+
+def test_hand_computed_4x4():
+    s = structure_scores(SAL_4, PARTS_4, module_px=2.0, pointing_tolerance=0)
+    got = {k: float(v[0]) for k, v in s.items()}
+    assert got["fmr"] == pytest.approx(2 / 8)
+    assert got["tmr"] == pytest.approx(2 / 8)
+    assert got["bl"] == pytest.approx(4 / 8)  # box = {2,4,8}: 1+1+2 of 8
+    assert got["mass_quiet_zone"] == pytest.approx(4 / 8)
+    assert got["lift_finder"] == pytest.approx((2 / 8) / (4 / 16))
+    assert got["lift_timing"] == pytest.approx((2 / 8) / (2 / 16))
+    # Half the mass sits at (3,3); its nearest structure pixel is (2,1): distance sqrt(5).
+    assert got["dts"] == pytest.approx(0.5 * math.sqrt(5) / math.sqrt(32))
+    assert got["dts_modules"] == pytest.approx(0.5 * math.sqrt(5) / 2)
+    # Top-4 pixels: 4 (quiet zone), 2 (timing), 1, 1 (finder) -> 2 of 4 in the finder.
+    assert got["rank_finder"] == pytest.approx(2 / 4)
+    # Top-6 (structure has 6 px): 4, 2, 1, 1 (3 in structure), then 2 places among the twelve tied
+    # zeros, of which (0,1), (1,0), (2,0) are structure -> (3 + 2 * 3/12) hits of 6.
+    assert got["rank_structure"] == pytest.approx((3 + 2 * 3 / 12) / 6)
+    assert got["pointing_finder"] == 0 and got["pointing_box"] == 0  # the maximum is in the quiet zone
+    assert got["chance_pointing_box"] == pytest.approx(10 / 16)  # box: 4 finder + 2 timing + 4 data
+    near = structure_scores(SAL_4, PARTS_4, pointing_tolerance=1.0)
+    assert float(near["pointing_box"][0]) == 1  # (3,2) is data, one pixel away
+    assert float(near["pointing_finder"][0]) == 0  # nearest finder pixel is sqrt(8) away
+    assert float(structure_scores(SAL_4, PARTS_4, pointing_tolerance=2.9)["pointing_finder"][0]) == 1
+    assert math.isnan(float(structure_scores(SAL_4, PARTS_4)["dts_modules"][0]))  # no module_px
+
+
+def test_partition_and_scale_invariance():
+    sal, parts = random_batch(1)
+    s = structure_scores(sal, parts)
+    total = sum(s[f"mass_{name}"] for name in ("background", "quiet_zone", "finder", "separator", "timing",
+                                                "alignment", "format_info", "version_info", "data",
+                                                "distractor"))
+    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-6)
+    torch.testing.assert_close(s["mass_box"] + s["mass_outside"], torch.ones_like(total), rtol=0, atol=1e-6)
+    for normalize in ("sum", "minmax"):
+        a = structure_scores(sal, parts, normalize=normalize, module_px=3.0)
+        b = structure_scores(sal * 7.25, parts, normalize=normalize, module_px=3.0)
+        for name in SCORE_NAMES:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-7, equal_nan=True, msg=name)
+
+
+@pytest.mark.parametrize("mask_mode", ["standard", "paper"])
+def test_uniform_map_scores_chance(mask_mode):
+    _, parts = random_batch(2)
+    s = structure_scores(torch.full(parts.shape, 0.3), parts, module_px=2.5, mask_mode=mask_mode,
+                         pointing_tolerance=1.5)
+    for name in SCORE_NAMES:
+        # p is float32: "exactly" up to its rounding
+        torch.testing.assert_close(s[name], s[f"chance_{name}"], rtol=1e-6, atol=1e-9, equal_nan=True,
+                                   msg=name)
+    assert torch.allclose(s["lift_finder"], torch.ones(len(parts), dtype=torch.float64))
+
+
+def test_dts_against_scipy_edt():
+    sal, parts = random_batch(3, h=31, w=17)
+    parts[parts == TIMING] = DATA
+    parts[:, 5:9, 3:6] = FINDER  # a blob so the distances are not all tiny
+    s = structure_scores(sal, parts, module_px=torch.arange(1.0, 7.0))
+    for b in range(len(sal)):
+        d = ndi.distance_transform_edt(parts[b].numpy() != FINDER)
+        p = sal[b].double().numpy() / sal[b].double().sum().item()
+        assert float(s["dts"][b]) == pytest.approx((p * d).sum() / math.hypot(31, 17), rel=1e-6)
+        assert float(s["dts_modules"][b]) == pytest.approx((p * d).sum() / (b + 1), rel=1e-6)
+        assert float(s["chance_dts"][b]) == pytest.approx(d.mean() / math.hypot(31, 17), rel=1e-6)
+
+
+@pytest.mark.parametrize("levels", [None, 3])
+def test_roc_auc_against_sklearn(levels):
+    sal, parts = random_batch(4, levels=levels)
+    s = structure_scores(sal, parts)
+    for b in range(len(sal)):
+        x = sal[b].numpy().ravel()
+        for region, ids in (("structure", [FINDER, TIMING]), ("box", list(range(2, 9)))):
+            y = np.isin(parts[b].numpy().ravel(), ids)
+            assert float(s[f"roc_auc_{region}"][b]) == pytest.approx(roc_auc_score(y, x), abs=1e-12)
+
+
+def paper_slc_auc(sal: np.ndarray, mask: np.ndarray) -> float:
+    """notes/paper.md s.4, written out as the scripts do: min-max, 31 quantiles, mean precision."""
+    s = (sal - sal.min()) / (sal.max() - sal.min() + 1e-7)
+    fractions = []
+    for q in np.linspace(0, 0.99, 31):
+        kept = (s >= np.quantile(s, q)).astype(np.float64)
+        fractions.append((kept * mask).sum() / (kept.sum() + 1e-6))
+    return float(np.mean(fractions))
+
+
+@pytest.mark.parametrize("levels", [None, 4])
+def test_auc_against_paper_loop(levels):
+    sal, parts = random_batch(5, levels=levels)
+    s = structure_scores(sal, parts, normalize="minmax", mask_mode="paper", module_px=1.0)
+    masks = paper_mask_dict(parts)
+    for b in range(len(sal)):
+        for score, region in (("auc_misf", "finder"), ("auc_mist", "timing"), ("auc_bg", "outside")):
+            ref = paper_slc_auc(sal[b].numpy().astype(np.float64), masks[region][b])
+            assert float(s[score][b]) == pytest.approx(ref, abs=1e-6), score
+
+
+def paper_mask_dict(parts: torch.Tensor) -> dict[str, np.ndarray]:
+    timing = paper_timing_mask(parts, torch.ones(len(parts))).numpy()
+    box = np.isin(parts.numpy(), list(range(2, 9)))
+    return {"finder": parts.numpy() == FINDER, "timing": timing, "outside": ~box}
+
+
+@pytest.mark.parametrize("n,scale", [(21, 4), (25, 3)])
+def test_paper_timing_mask_matches_paper_formula(n, scale):
+    modules = qr_module_parts(n)
+    parts = torch.from_numpy(np.kron(modules, np.ones((scale, scale), np.uint8)))[None]
+    paper = np.zeros((n, n), bool)  # row 6 and column 6, minus the three finder blocks
+    paper[6, :] = paper[:, 6] = True
+    for r, c in ((0, 0), (0, n - 7), (n - 7, 0)):
+        paper[r:r + 7, c:c + 7] = False
+    assert paper.sum() == 2 * (n - 14)
+    expected = np.kron(paper, np.ones((scale, scale), bool))
+    for module_px in (torch.tensor([float(scale)]), None):  # given, and estimated from the finder area
+        got = paper_timing_mask(parts, module_px)[0].numpy()
+        np.testing.assert_array_equal(got, expected)
+    s = structure_scores(torch.ones(parts.shape), parts, mask_mode="paper")
+    assert float(s["chance_tmr"][0]) == pytest.approx(2 * (n - 14) / n**2)
+    assert float(s["chance_fmr"][0]) == pytest.approx(147 / n**2)
+
+
+def test_rank_and_pointing_ties():
+    parts = torch.tensor([[2, 2, 8, 8, 0, 0]], dtype=torch.uint8)[:, None].expand(1, 2, 6).contiguous()
+    sal = torch.tensor([[3., 1, 1, 1, 1, 0], [3, 1, 1, 1, 1, 0]])[None]
+    s = structure_scores(sal, parts)
+    # finder has 4 px: two 3s are in it; the other 2 places go to the eight tied 1s, 2 of which are finder.
+    assert float(s["rank_finder"][0]) == pytest.approx((2 + 2 * 2 / 8) / 4)
+    # two pixels share the maximum: one in the finder, one outside the box -> half a hit each.
+    sal2 = torch.tensor([[3., 0, 0, 0, 3, 0], [0, 0, 0, 0, 0, 0]])[None]
+    s2 = structure_scores(sal2, parts)
+    assert float(s2["pointing_finder"][0]) == 0.5 and float(s2["pointing_box"][0]) == 0.5
+
+
+def test_empty_masks_and_zero_maps_are_nan_and_counted():
+    sal, parts = random_batch(6, batch=4)
+    parts[1] = 0  # a negative image: no symbol at all
+    sal[2] = 0  # an all-zero map
+    s = structure_scores(sal, parts, module_px=2.0)
+    assert s["valid"].tolist() == [True, True, False, True]
+    for name in ("fmr", "tmr", "bl", "auc_misf", "auc_bg", "dts", "rank_box", "roc_auc_box", "pointing_box"):
+        assert torch.isnan(s[name][1]) and torch.isnan(s[name][2]), name
+        assert torch.isfinite(s[name][[0, 3]]).all(), name
+    rows = aggregate({k: v for k, v in s.items()}, ["fmr", "mass_data"], n_boot=50)
+    assert [(r["score"], r["n"], r["n_invalid"]) for r in rows] == [("fmr", 2, 2), ("mass_data", 3, 1)]
+
+
+def test_bad_input_is_a_clear_error():
+    sal, parts = random_batch(7, batch=3)
+    with pytest.raises(ValueError, match="one shape"):
+        structure_scores(sal, parts[:, :, :-1])
+    bad = sal.clone()
+    bad[2, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="sample 2 holds non-finite"):
+        structure_scores(bad, parts)
+    bad_parts = parts.clone()
+    bad_parts[1, 3, 3] = 12
+    with pytest.raises(ValueError, match="parts sample 1 holds id 12"):
+        structure_scores(sal, bad_parts)
+    with pytest.raises(ValueError, match="integer"):
+        structure_scores(sal, parts.float())
+    with pytest.raises(ValueError, match="sample 0 has negative values.*signed=True"):
+        structure_scores(sal - 0.5, parts)
+    signed = structure_scores(sal - 0.5, parts, signed=True)
+    relu = structure_scores((sal - 0.5).clamp_min(0), parts)
+    torch.testing.assert_close(signed["fmr"], relu["fmr"])
+    with pytest.raises(ValueError, match="module_px"):
+        structure_scores(sal, parts, module_px=[1.0, 2.0])
+    with pytest.raises(ValueError, match="normalize"):
+        structure_scores(sal, parts, normalize="max")
+    with pytest.raises(ValueError, match="mask_mode"):
+        structure_scores(sal, parts, mask_mode="spec")
+
+
+def test_standard_mode_on_a_rendered_symbol():
+    modules = np.pad(qr_module_parts(21), 4, constant_values=QUIET_ZONE)
+    parts = torch.from_numpy(np.kron(modules, np.ones((3, 3), np.uint8)))[None]
+    s = structure_scores(torch.ones(parts.shape), parts)
+    assert float(s["chance_fmr"][0]) == pytest.approx(147 / 29**2)
+    assert float(s["chance_tmr"][0]) == pytest.approx(2 * (21 - 16) / 29**2)  # true timing: 2(N-16)
+    assert float(s["chance_bl"][0]) == pytest.approx(1 - 21**2 / 29**2)
+
+
+def test_bootstrap_ci_is_seeded_and_shrinks():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=400)
+    group = ["small"] * 40 + ["large"] * 360
+    rows = aggregate({"x": values, "g": group}, ["x"], ["g"], n_boot=500, seed=3)
+    again = aggregate({"x": values, "g": group}, ["x"], ["g"], n_boot=500, seed=3)
+    other = aggregate({"x": values, "g": group}, ["x"], ["g"], n_boot=500, seed=4)
+    assert rows == again and rows != other
+    small, large = rows
+    for r in rows:
+        assert r["ci_low"] < r["mean"] < r["ci_high"]
+    assert small["g"] == "small" and small["n"] == 40 and large["n"] == 360
+    assert (large["ci_high"] - large["ci_low"]) < (small["ci_high"] - small["ci_low"]) / 2
+    assert small["mean"] == pytest.approx(values[:40].mean()) and small["std"] == pytest.approx(
+        values[:40].std(ddof=1))
+    # A 95% CI of the mean of N(0,1) samples is about +-1.96/sqrt(n) wide.
+    assert large["ci_high"] - large["ci_low"] == pytest.approx(2 * 1.96 / math.sqrt(360), rel=0.2)
