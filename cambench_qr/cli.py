@@ -15,8 +15,51 @@ class UsageError(Exception):
     """A problem with the user's input; printed as one line, exit status 2."""
 
 
+def _add_push(sub) -> None:
+    p = sub.add_parser("push", help="upload the local Hub root's repos to the Hugging Face Hub")
+    p.add_argument("--what", default="all", help="dataset, metric, models, leaderboard or all (default all)")
+    p.add_argument("--user", required=True, help="Hub user or organisation whose local repos are pushed")
+    p.add_argument("--hub-root", default="hub", help="local Hub root folder (default ./hub)")
+    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    p.set_defaults(handler=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .hub_cards import HubRoot, push
+
+    results = push(HubRoot(args.hub_root, args.user), args.what, token=args.token, quiet=args.quiet)
+    for result in results:
+        print(result.line())
+    failed = [r for r in results if not r.ok]
+    print(f"pushed {len(results) - len(failed)} of {len(results)} repos; local folders unchanged")
+    return 1 if failed else 0
+
+
+def _add_leaderboard(sub) -> None:
+    p = sub.add_parser("leaderboard", help="aggregate evaluation summary.json files into a leaderboard")
+    p.add_argument("--results", nargs="+", required=True, metavar="DIR",
+                   help="evaluation folders (or folders searched for summary.json)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: the leaderboard dataset repo in --hub-root for --user)")
+    p.add_argument("--hub-root", default="hub", help="local Hub root folder (default ./hub)")
+    p.add_argument("--user", default=None, help="Hub user of the leaderboard repo (default cambench)")
+    p.add_argument("--by-revision", action="store_true",
+                   help="keep results of different package/data revisions apart (else mixing is an error)")
+    p.set_defaults(handler=_run_leaderboard)
+
+
+def _run_leaderboard(args: argparse.Namespace) -> int:
+    from .hub_cards import HubRoot, build_leaderboard
+    from .hub_cards.layout import DEFAULT_USER
+
+    out = args.out or HubRoot(args.hub_root, args.user or DEFAULT_USER).leaderboard_dir
+    for name, path in build_leaderboard(args.results, out, by_revision=args.by_revision).items():
+        print(f"{name}: {path}")
+    return 0
+
+
 # Each room's subcommand is one `_add_<name>(sub)` function below that sets `handler`; list it here.
-COMMANDS: tuple = ()
+COMMANDS: tuple = (_add_push, _add_leaderboard,)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,8 +38,26 @@ import yaml
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-LFS_SUFFIXES = (".parquet", ".arrow", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".png", ".jpg",
-                ".jpeg", ".npz", ".npy", ".zip", ".gz", ".tar", ".onnx", ".h5", ".msgpack")
+LFS_SUFFIXES = (
+    ".parquet",
+    ".arrow",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".npz",
+    ".npy",
+    ".zip",
+    ".gz",
+    ".tar",
+    ".onnx",
+    ".h5",
+    ".msgpack",
+)
 GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES).encode()
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 
@@ -61,8 +79,9 @@ class Blob:
 
     @cached_property
     def pointer(self) -> bytes:
-        return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\n"
-                f"size {len(self.data)}\n").encode()
+        return (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {len(self.data)}\n"
+        ).encode()
 
     @property
     def etag(self) -> str:
@@ -92,8 +111,14 @@ class Repo:
     def snapshot(self, revision: str) -> Commit | None:
         if revision == "main":
             return self.head
-        return next((c for c in self.commits if c.oid == revision or (len(revision) >= 7
-                                                                      and c.oid.startswith(revision))), None)
+        return next(
+            (
+                c
+                for c in self.commits
+                if c.oid == revision or (len(revision) >= 7 and c.oid.startswith(revision))
+            ),
+            None,
+        )
 
 
 class HubError(Exception):
@@ -136,8 +161,14 @@ class HubState:
         self.commit(repo, "initial commit", {".gitattributes": Blob(GITATTRIBUTES, False)}, [], [])
         return repo
 
-    def commit(self, repo: Repo, title: str, added: dict[str, Blob], deleted_files: list[str],
-               deleted_folders: list[str]) -> Commit:
+    def commit(
+        self,
+        repo: Repo,
+        title: str,
+        added: dict[str, Blob],
+        deleted_files: list[str],
+        deleted_folders: list[str],
+    ) -> Commit:
         files = dict(repo.head.files) if repo.commits else {}
         for path in deleted_files:
             if files.pop(path, None) is None:
@@ -161,7 +192,7 @@ def _entries(files: dict[str, Blob], base: str, recursive: bool) -> list[dict]:
     for path, blob in files.items():
         if not path.startswith(prefix):
             continue
-        parts = path[len(prefix):].split("/")
+        parts = path[len(prefix) :].split("/")
         depth = len(parts) if recursive else 1
         for i in range(1, min(depth, len(parts) - 1) + 1):
             folder = prefix + "/".join(parts[:i])
@@ -202,8 +233,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -262,8 +298,15 @@ class _Handler(BaseHTTPRequestHandler):
         if parts == ["whoami-v2"] and method == "GET":
             self._authorized()
             token = {"displayName": "fake", "role": "write"}
-            self._json({"type": "user", "name": self.server.user, "fullname": self.server.user, "orgs": [],
-                        "auth": {"type": "access_token", "accessToken": token}})
+            self._json(
+                {
+                    "type": "user",
+                    "name": self.server.user,
+                    "fullname": self.server.user,
+                    "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": token},
+                }
+            )
             return True
         if parts == ["agent-harnesses"] and method == "GET":  # huggingface_hub's user-agent registry
             self._json({"standardEnvVars": [], "harnesses": {}})
@@ -310,8 +353,18 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "GET" and rest[:1] == ["commits"] and len(rest) == 2:
             head = self._snapshot(repo, rest[1])
             history = repo.commits[: repo.commits.index(head) + 1][::-1]
-            self._json([{"id": c.oid, "title": c.title, "message": "", "date": c.date,
-                         "authors": [{"user": self.server.user}]} for c in history])
+            self._json(
+                [
+                    {
+                        "id": c.oid,
+                        "title": c.title,
+                        "message": "",
+                        "date": c.date,
+                        "authors": [{"user": self.server.user}],
+                    }
+                    for c in history
+                ]
+            )
         elif method == "POST" and rest[:1] == ["preupload"] and len(rest) == 2:
             self._authorized()
             self._preupload(repo, rest[1], json.loads(body))
@@ -350,14 +403,28 @@ class _Handler(BaseHTTPRequestHandler):
         for path, blob in sorted(commit.files.items()):
             sibling = {"rfilename": path, "size": len(blob.data), "blobId": blob.git_oid}
             if blob.lfs:
-                sibling["lfs"] = {"sha256": blob.sha256, "size": len(blob.data),
-                                  "pointerSize": len(blob.pointer)}
+                sibling["lfs"] = {
+                    "sha256": blob.sha256,
+                    "size": len(blob.data),
+                    "pointerSize": len(blob.pointer),
+                }
             siblings.append(sibling)
-        info = {"_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id,
-                "author": repo.repo_id.split("/")[0], "sha": commit.oid, "lastModified": commit.date,
-                "createdAt": repo.created, "private": False, "disabled": False, "gated": False,
-                "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
-                "cardData": _card_data(commit.files)}
+        info = {
+            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0],
+            "sha": commit.oid,
+            "lastModified": commit.date,
+            "createdAt": repo.created,
+            "private": False,
+            "disabled": False,
+            "gated": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
+            "cardData": _card_data(commit.files),
+        }
         if repo.repo_type == "model":
             info["modelId"] = repo.repo_id
         if repo.repo_type == "space":
@@ -387,8 +454,9 @@ class _Handler(BaseHTTPRequestHandler):
             oid = None
             if remote is not None and remote.lfs == lfs:
                 oid = remote.sha256 if lfs else remote.git_oid
-            files.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                          "oid": oid})
+            files.append(
+                {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         self._json({"files": files, "commitOid": commit.oid})
 
     def _lfs_batch(self, repo_type: str, repo_id: str, body: bytes) -> bool:
@@ -404,8 +472,11 @@ class _Handler(BaseHTTPRequestHandler):
                 href = f"{self.server.url}/_lfs/{obj['oid']}"
                 entry["actions"] = {"upload": {"href": href}, "verify": {"href": f"{href}/verify"}}
             objects.append(entry)
-        self._send(200, json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
-                   content_type="application/vnd.git-lfs+json")
+        self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+            content_type="application/vnd.git-lfs+json",
+        )
         return True
 
     def _commit(self, repo: Repo, revision: str, query: dict, body: bytes) -> None:
@@ -458,7 +529,7 @@ class _Handler(BaseHTTPRequestHandler):
             size = len(blob.data)
             start = int(start_s) if start_s else max(size - int(end_s), 0)
             end = min(int(end_s), size - 1) if (end_s and start_s) else size - 1
-            data, status = blob.data[start:end + 1], 206
+            data, status = blob.data[start : end + 1], 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         self._send(status, data, headers, content_type="application/octet-stream")
 

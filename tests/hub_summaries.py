@@ -19,9 +19,17 @@ def structure_mean(quality: float, method_index: int, score: str) -> float:
     return round(1 - value, 4) if score in ("bl", "auc_bg", "dts") else value
 
 
-def summary(backbone: str = "test_resnet", regime: str = "zs", quality: float = 0.5, ms: float = 10.0,
-            accuracy: float = 0.9, package_version: str = "0.1.0", revision: str = "rev-a",
-            schema_version: int = 1, configs: tuple[str, ...] = ("standard", "blur")) -> dict:
+def summary(
+    backbone: str = "test_resnet",
+    regime: str = "zs",
+    quality: float = 0.5,
+    ms: float = 10.0,
+    accuracy: float = 0.9,
+    package_version: str = "0.1.0",
+    revision: str = "rev-a",
+    schema_version: int = 1,
+    configs: tuple[str, ...] = ("standard", "blur"),
+) -> dict:
     structure = []
     for config in configs:
         severities = [None] if config == "standard" else [1, 3]
@@ -29,24 +37,49 @@ def summary(backbone: str = "test_resnet", regime: str = "zs", quality: float = 
             for m, method in enumerate(METHODS):
                 for score in SCORES:
                     mean = structure_mean(quality - 0.1 * (severity or 0), m, score)
-                    structure.append({
-                        "config": config, "split": "test", "method": method,
-                        "distortion": "none" if severity is None else config, "severity": severity,
-                        "score": score, "n": 20, "n_invalid": 1, "mean": mean, "std": 0.1,
-                        "ci_low": round(mean - 0.05, 4), "ci_high": round(mean + 0.05, 4),
-                        "chance": 0.25 if score != "dts" else 0.3})
+                    structure.append(
+                        {
+                            "config": config,
+                            "split": "test",
+                            "method": method,
+                            "distortion": "none" if severity is None else config,
+                            "severity": severity,
+                            "score": score,
+                            "n": 20,
+                            "n_invalid": 1,
+                            "mean": mean,
+                            "std": 0.1,
+                            "ci_low": round(mean - 0.05, 4),
+                            "ci_high": round(mean + 0.05, 4),
+                            "chance": 0.25 if score != "dts" else 0.3,
+                        }
+                    )
     return {
-        "schema_version": schema_version, "package_version": package_version,
+        "schema_version": schema_version,
+        "package_version": package_version,
         "created": "2026-11-27T05:00:00+00:00",
-        "model": {"path": f"models/{backbone}-{regime}", "backbone": backbone, "regime": regime,
-                  "pretrained": None, "image_size": 64, "name": f"{backbone}-{regime}"},
+        "model": {
+            "path": f"models/{backbone}-{regime}",
+            "backbone": backbone,
+            "regime": regime,
+            "pretrained": None,
+            "image_size": 64,
+            "name": f"{backbone}-{regime}",
+        },
         "data": {"path": "hub/datasets/alice/cambench-qr", "revision": revision, "configs": list(configs)},
         "hardware": {"device": "cpu", "torch": "2.14.1", "num_processes": 1, "cpu": "x86_64"},
-        "accuracy": [{"config": c, "split": "test", "n": 40, "value": accuracy - 0.05 * i}
-                     for i, c in enumerate(configs)],
-        "structure": structure, "faithfulness": [], "causal": [], "robustness": [],
-        "latency": [{"method": method, "batch_size": 8, "ms_per_img": ms + m, "peak_mem_mb": 100.0,
-                     "device": "cpu"} for m, method in enumerate(METHODS)],
+        "accuracy": [
+            {"config": c, "split": "test", "n": 40, "value": accuracy - 0.05 * i}
+            for i, c in enumerate(configs)
+        ],
+        "structure": structure,
+        "faithfulness": [],
+        "causal": [],
+        "robustness": [],
+        "latency": [
+            {"method": method, "batch_size": 8, "ms_per_img": ms + m, "peak_mem_mb": 100.0, "device": "cpu"}
+            for m, method in enumerate(METHODS)
+        ],
     }
 
 
@@ -57,7 +90,18 @@ def write_summary(folder: Path, payload: dict) -> Path:
 
 
 def training(backbone: str = "test_resnet", regime: str = "zs") -> dict:
-    return {"backbone": backbone, "regime": regime, "depth": "head", "pretrained": None,
-            "data": "hub/datasets/alice/cambench-qr", "config": "standard", "epochs": 2, "lr": 0.001,
-            "seed": 0, "image_size": 64, "history": [{"epoch": 0, "loss": 0.7}, {"epoch": 1, "loss": 0.6}],
-            "package_version": "0.1.0", "label_names": ["non_qr", "qr"]}
+    return {
+        "backbone": backbone,
+        "regime": regime,
+        "depth": "head",
+        "pretrained": None,
+        "data": "hub/datasets/alice/cambench-qr",
+        "config": "standard",
+        "epochs": 2,
+        "lr": 0.001,
+        "seed": 0,
+        "image_size": 64,
+        "history": [{"epoch": 0, "loss": 0.7}, {"epoch": 1, "loss": 0.6}],
+        "package_version": "0.1.0",
+        "label_names": ["non_qr", "qr"],
+    }

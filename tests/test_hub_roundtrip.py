@@ -30,12 +30,24 @@ def hub_server():
 def run_client(server: HubServer, tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh python with HF_ENDPOINT etc. pointing at `server`; fail with its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    env.update(HF_ENDPOINT=server.url, HF_TOKEN="hf_fake", HF_HUB_DISABLE_XET="1",
-               HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=str(REPO_ROOT))
+    env.update(
+        HF_ENDPOINT=server.url,
+        HF_TOKEN="hf_fake",
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
     script = tmp_path / "client.py"
     script.write_text(textwrap.dedent(code))
-    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"client failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert not server.unhandled, f"the client called routes the test server does not know: {server.unhandled}"
     return proc
@@ -172,7 +184,8 @@ def test_metric_space_push_and_evaluate_load(hub_server, tmp_path):
     """
     module = tmp_path / "cambench_structure"
     module.mkdir()
-    (module / "cambench_structure.py").write_text(textwrap.dedent('''
+    (module / "cambench_structure.py").write_text(
+        textwrap.dedent("""
         import datasets
         import evaluate
 
@@ -186,7 +199,8 @@ def test_metric_space_push_and_evaluate_load(hub_server, tmp_path):
                 pairs = zip(predictions, references)
                 mass = [sum(p for p, r in zip(ps, rs) if r) / sum(ps) for ps, rs in pairs]
                 return {"fmr": sum(mass) / len(mass)}
-        '''))
+        """)
+    )
     (module / "README.md").write_text("---\ntitle: cambench_structure\nsdk: gradio\n---\n# m\n")
     inputs = "INPUTS = dict(predictions=[[1.0, 3.0], [2.0, 2.0]], references=[[0, 1], [1, 0]])\n"
     code = inputs + textwrap.dedent(code)

@@ -5,12 +5,22 @@
   `.eval_results/cambench-qr.yaml`.
 - `write_eval_yaml(dataset_dir, methods)`: the benchmark `eval.yaml` of the dataset repo.
 - `write_metric_space(module_dir, space_dir)`: the evaluate module folder as a Space.
+- `build_leaderboard(results, out_dir, by_revision=False)`: summary.json files -> parquet, markdown, plot.
 - `push(hub, what, token)`: upload the folders with huggingface_hub, one `PushResult` per repo.
 """
 
 from .cards import write_eval_yaml, write_metric_space, write_model_card
 from .layout import HubRoot
+from .leaderboard import build_leaderboard
 from .publish import PUSH_TARGETS, PushResult, push
 
-__all__ = ["HubRoot", "PUSH_TARGETS", "PushResult", "push", "write_eval_yaml", "write_metric_space",
-           "write_model_card"]
+__all__ = [
+    "HubRoot",
+    "build_leaderboard",
+    "PUSH_TARGETS",
+    "PushResult",
+    "push",
+    "write_eval_yaml",
+    "write_metric_space",
+    "write_model_card",
+]

@@ -56,18 +56,39 @@ def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
     revision = summary["data"].get("revision")
 
     def common(config: str, split: str) -> dict:
-        return dict(task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=hub.dataset_id,
-                    dataset_name=DATASET_PRETTY_NAME, dataset_config=config, dataset_split=split,
-                    dataset_revision=revision, source_name="CAMBench-QR", source_url=hub.metric_url)
+        return dict(
+            task_type=TASK_TYPE,
+            task_name=TASK_NAME,
+            dataset_type=hub.dataset_id,
+            dataset_name=DATASET_PRETTY_NAME,
+            dataset_config=config,
+            dataset_split=split,
+            dataset_revision=revision,
+            source_name="CAMBench-QR",
+            source_url=hub.metric_url,
+        )
 
-    results = [EvalResult(**common(r["config"], r["split"]), metric_type="accuracy", metric_name="Accuracy",
-                          metric_value=float(r["value"])) for r in summary["accuracy"]]
+    results = [
+        EvalResult(
+            **common(r["config"], r["split"]),
+            metric_type="accuracy",
+            metric_name="Accuracy",
+            metric_value=float(r["value"]),
+        )
+        for r in summary["accuracy"]
+    ]
     for row in summary["structure"]:
         if row["score"] in HEADLINE_SCORES and row.get("mean") is not None:
             name = f"{SCORES[row['score']][0]} ({method_label(row['method'])})"
-            results.append(EvalResult(**common(row["config"], row["split"]), metric_type=row["score"],
-                                      metric_name=name, metric_value=float(row["mean"]),
-                                      metric_args=_structure_args(row)))
+            results.append(
+                EvalResult(
+                    **common(row["config"], row["split"]),
+                    metric_type=row["score"],
+                    metric_name=name,
+                    metric_value=float(row["mean"]),
+                    metric_args=_structure_args(row),
+                )
+            )
     return results
 
 
@@ -75,31 +96,61 @@ def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[Ev
     """`.eval_results` entries for the tasks that `eval.yaml` declares (test split, clean severity rows)."""
     revision = summary["data"].get("revision")
     date = summary.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    common = dict(dataset_id=hub.dataset_id, dataset_revision=revision, date=date,
-                  source_url=f"{HUB_URL}/{model_repo}", source_name="Model card")
-    entries = [EvalResultEntry(task_id=task_id("accuracy", r["config"]), value=float(r["value"]),
-                               notes=f"{r['n']} test images", **common)
-               for r in summary["accuracy"] if r["split"] == "test"]
+    common = dict(
+        dataset_id=hub.dataset_id,
+        dataset_revision=revision,
+        date=date,
+        source_url=f"{HUB_URL}/{model_repo}",
+        source_name="Model card",
+    )
+    entries = [
+        EvalResultEntry(
+            task_id=task_id("accuracy", r["config"]),
+            value=float(r["value"]),
+            notes=f"{r['n']} test images",
+            **common,
+        )
+        for r in summary["accuracy"]
+        if r["split"] == "test"
+    ]
     for row in summary["structure"]:
-        if (row["split"] == "test" and row["score"] in BENCHMARK_SCORES and row.get("mean") is not None
-                and not row.get("severity")):
-            entries.append(EvalResultEntry(task_id=task_id(row["score"], row["config"], row["method"]),
-                                           value=float(row["mean"]), notes=f"n={row['n']}", **common))
+        if (
+            row["split"] == "test"
+            and row["score"] in BENCHMARK_SCORES
+            and row.get("mean") is not None
+            and not row.get("severity")
+        ):
+            entries.append(
+                EvalResultEntry(
+                    task_id=task_id(row["score"], row["config"], row["method"]),
+                    value=float(row["mean"]),
+                    notes=f"n={row['n']}",
+                    **common,
+                )
+            )
     return entries
 
 
 def _results_markdown(summary: dict) -> str:
     lines = ["| config | split | n | accuracy |", "|---|---|---|---|"]
-    lines += [f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |"
-              for r in summary["accuracy"]]
+    lines += [
+        f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |" for r in summary["accuracy"]
+    ]
     clean = [r for r in summary["structure"] if r["score"] in HEADLINE_SCORES and not r.get("severity")]
     if clean:
-        lines += ["", "Structure scores on clean images (mean [95% bootstrap CI]; chance = a uniform map):",
-                  "", "| config | method | score | mean [95% CI] | chance | n (invalid) |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['config']} | {method_label(r['method'])} | {score_label(r['score'])} | "
-                  f"{_fmt(r['mean'])} [{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}] | "
-                  f"{_fmt(r.get('chance'))} | {r['n']} ({r.get('n_invalid', 0)}) |" for r in clean]
+        lines += [
+            "",
+            "Structure scores on clean images (mean [95% bootstrap CI]; chance = a uniform map):",
+            "",
+            "| config | method | score | mean [95% CI] | chance | n (invalid) |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['config']} | {method_label(r['method'])} | {score_label(r['score'])} | "
+            f"{_fmt(r['mean'])} [{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}] | "
+            f"{_fmt(r.get('chance'))} | {r['n']} ({r.get('n_invalid', 0)}) |"
+            for r in clean
+        ]
     return "\n".join(lines)
 
 
@@ -107,10 +158,15 @@ def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> M
     """The model card: YAML (license, library, datasets, model-index) and our own body, no placeholders."""
     repo_id = f"{hub.user}/{repo_name}"
     data = ModelCardData(
-        model_name=repo_name, license="apache-2.0", library_name="timm", pipeline_tag=TASK_TYPE,
+        model_name=repo_name,
+        license="apache-2.0",
+        library_name="timm",
+        pipeline_tag=TASK_TYPE,
         tags=["cambench-qr", "timm", "image-classification", "explainability", "qr-code"],
-        datasets=[hub.dataset_id], metrics=["accuracy", hub.metric_id],
-        eval_results=model_index_results(summary, hub))
+        datasets=[hub.dataset_id],
+        metrics=["accuracy", hub.metric_id],
+        eval_results=model_index_results(summary, hub),
+    )
     regime = training.get("regime", summary["model"].get("regime"))
     backbone = training.get("backbone", summary["model"].get("backbone"))
     pretrained = training.get("pretrained", summary["model"].get("pretrained"))
@@ -137,15 +193,15 @@ model = timm.create_model("hf-hub:{repo_id}", pretrained=True)   # label_names: 
 | backbone | `{backbone}` |
 | regime | `{regime}` |
 | initial weights | {pretrained or "random initialisation"} |
-| data | `{training.get('data', summary['data'].get('path'))}` config `{training.get('config', '')}` |
-| epochs / lr / seed | {training.get('epochs')} / {training.get('lr')} / {training.get('seed')} |
-| image size | {training.get('image_size', summary['model'].get('image_size'))} |
-| cambench-qr version | {training.get('package_version', __version__)} |
+| data | `{training.get("data", summary["data"].get("path"))}` config `{training.get("config", "")}` |
+| epochs / lr / seed | {training.get("epochs")} / {training.get("lr")} / {training.get("seed")} |
+| image size | {training.get("image_size", summary["model"].get("image_size"))} |
+| cambench-qr version | {training.get("package_version", __version__)} |
 
 ## Results
 
-Data revision `{summary['data'].get('revision')}`, evaluated on {summary['hardware'].get('device')} with
-cambench-qr {summary['package_version']} (results schema {summary['schema_version']}).
+Data revision `{summary["data"].get("revision")}`, evaluated on {summary["hardware"].get("device")} with
+cambench-qr {summary["package_version"]} (results schema {summary["schema_version"]}).
 
 {_results_markdown(summary)}
 
@@ -175,8 +231,9 @@ def write_model_card(model_dir: str | Path, summary: dict, hub: HubRoot) -> Path
     card = model_card(summary, training, hub, model_dir.name)
     readme = write_text_atomic(model_dir / "README.md", str(card))
     entries = eval_result_entries(summary, hub, hub.repo_id(model_dir))
-    write_text_atomic(model_dir / EVAL_RESULTS_FILE,
-                      yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False))
+    write_text_atomic(
+        model_dir / EVAL_RESULTS_FILE, yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False)
+    )
     return readme
 
 
@@ -184,8 +241,11 @@ def dataset_test_configs(dataset_dir: str | Path) -> list[str]:
     """Configs of a dataset repo folder (from its card's `configs:`) that have a test split."""
     card = DatasetCard.load(Path(dataset_dir) / "README.md")
     configs = card.data.to_dict().get("configs") or []
-    return [c["config_name"] for c in configs
-            if any(f.get("split") == "test" for f in c.get("data_files", []) if isinstance(f, dict))]
+    return [
+        c["config_name"]
+        for c in configs
+        if any(f.get("split") == "test" for f in c.get("data_files", []) if isinstance(f, dict))
+    ]
 
 
 def write_eval_yaml(dataset_dir: str | Path, methods: tuple[str, ...] | list[str]) -> Path:
@@ -197,15 +257,31 @@ def write_eval_yaml(dataset_dir: str | Path, methods: tuple[str, ...] | list[str
         raise ValueError(f"{dataset_dir}/README.md declares no config with a test split")
     tasks = []
     for config in configs:
-        tasks.append({"id": task_id("accuracy", config), "name": f"Accuracy ({config})",
-                      "config": config, "split": "test"})
-        tasks += [{"id": task_id(score, config, method),
-                   "name": f"{SCORES[score][0]} {method_label(method)} ({config})", "config": config,
-                   "split": "test"} for method in methods for score in BENCHMARK_SCORES]
-    spec = {"name": DATASET_PRETTY_NAME,
-            "description": "Does a CAM explanation sit on the structures a QR reader needs (finder patterns, "
-                           "timing lines) or leak onto the background? Exact part masks for every image.",
-            "evaluation_framework": "cambench-qr", "tasks": tasks}
+        tasks.append(
+            {
+                "id": task_id("accuracy", config),
+                "name": f"Accuracy ({config})",
+                "config": config,
+                "split": "test",
+            }
+        )
+        tasks += [
+            {
+                "id": task_id(score, config, method),
+                "name": f"{SCORES[score][0]} {method_label(method)} ({config})",
+                "config": config,
+                "split": "test",
+            }
+            for method in methods
+            for score in BENCHMARK_SCORES
+        ]
+    spec = {
+        "name": DATASET_PRETTY_NAME,
+        "description": "Does a CAM explanation sit on the structures a QR reader needs (finder patterns, "
+        "timing lines) or leak onto the background? Exact part masks for every image.",
+        "evaluation_framework": "cambench-qr",
+        "tasks": tasks,
+    }
     return write_text_atomic(Path(dataset_dir) / "eval.yaml", yaml.safe_dump(spec, sort_keys=False))
 
 

@@ -59,8 +59,10 @@ def push(hub: HubRoot, what: str = "all", token: str | None = None, quiet: bool 
         raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was pushed)")
     existing = [(kind, folder) for kind, folder in targets if folder.is_dir()]
     if not existing:
-        raise ValueError(f"nothing to push for {what!r} under {hub.root} for user {hub.user!r} "
-                         f"(build it first with `cambench-qr run --user {hub.user} --hub-root {hub.root}`)")
+        raise ValueError(
+            f"nothing to push for {what!r} under {hub.root} for user {hub.user!r} "
+            f"(build it first with `cambench-qr run --user {hub.user} --hub-root {hub.root}`)"
+        )
     api = HfApi(token=token)
     results = []
     if quiet:
@@ -72,11 +74,17 @@ def push(hub: HubRoot, what: str = "all", token: str | None = None, quiet: bool 
                 results.append(PushResult(repo_id, kind, folder, False, f"no local folder {folder}"))
                 continue
             try:
-                api.create_repo(repo_id, repo_type=kind, exist_ok=True,
-                                space_sdk="gradio" if kind == "space" else None)
-                info = api.upload_folder(repo_id=repo_id, repo_type=kind, folder_path=folder,
-                                         commit_message=f"cambench-qr push of {folder.name}",
-                                         delete_patterns="*", ignore_patterns=[".*.tmp", "**/__pycache__/**"])
+                api.create_repo(
+                    repo_id, repo_type=kind, exist_ok=True, space_sdk="gradio" if kind == "space" else None
+                )
+                info = api.upload_folder(
+                    repo_id=repo_id,
+                    repo_type=kind,
+                    folder_path=folder,
+                    commit_message=f"cambench-qr push of {folder.name}",
+                    delete_patterns="*",
+                    ignore_patterns=[".*.tmp", "**/__pycache__/**"],
+                )
                 results.append(PushResult(repo_id, kind, folder, True, info.commit_url))
             except Exception as exc:  # every failure is reported for its repo; the others still go
                 message = " ".join(str(exc).split()) or type(exc).__name__

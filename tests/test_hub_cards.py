@@ -1,0 +1,108 @@
+"""Cards, eval.yaml, the metric Space folder and `cambench-qr push`'s input checks (no server needed)."""
+
+from __future__ import annotations
+
+import json
+
+import huggingface_hub.constants
+import pytest
+import yaml
+from hub_summaries import summary, training
+from huggingface_hub import ModelCard
+
+from cambench_qr.cli import main
+from cambench_qr.hub_cards import HubRoot, write_eval_yaml, write_metric_space, write_model_card
+
+DATASET_CARD = """---
+configs:
+- config_name: standard
+  data_files:
+  - split: train
+    path: data/standard/train-*
+  - split: test
+    path: data/standard/test-*
+  default: true
+- config_name: blur
+  data_files:
+  - split: test
+    path: data/blur/test-*
+- config_name: trainonly
+  data_files:
+  - split: train
+    path: data/trainonly/train-*
+---
+# CAMBench-QR
+"""
+
+
+def test_eval_yaml_declares_one_task_per_config_score_and_method(tmp_path):
+    (tmp_path / "README.md").write_text(DATASET_CARD)
+    spec = yaml.safe_load(write_eval_yaml(tmp_path, ["gradcam", "layercam"]).read_text())
+    ids = [t["id"] for t in spec["tasks"]]
+    assert len(ids) == len(set(ids)) == 2 * (1 + 2 * 3)  # configs with a test split x (accuracy + 3 x 2)
+    assert ids[:4] == [
+        "accuracy_standard",
+        "fmr_gradcam_standard",
+        "tmr_gradcam_standard",
+        "bl_gradcam_standard",
+    ]
+    assert {(t["config"], t["split"]) for t in spec["tasks"]} == {("standard", "test"), ("blur", "test")}
+    (tmp_path / "README.md").write_text(DATASET_CARD.replace("- split: test", "- split: train"))
+    with pytest.raises(ValueError, match="no config with a test split"):
+        write_eval_yaml(tmp_path, ["gradcam"])
+
+
+def test_model_card_content_and_errors(tmp_path):
+    hub = HubRoot(tmp_path, "alice")
+    folder = hub.model_dir("test_resnet", "zs")
+    folder.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="training.json"):
+        write_model_card(folder, summary(), hub)
+    (folder / "training.json").write_text(json.dumps(training()))
+    card = ModelCard.load(write_model_card(folder, summary(configs=("standard",)), hub))
+    assert "[More Information Needed]" not in card.content
+    assert 'timm.create_model("hf-hub:alice/test_resnet-zs", pretrained=True)' in card.content
+    assert "| standard | LayerCAM | FMR ↑ | 0.520 [0.470, 0.570] | 0.250 | 20 (1) |" in card.content
+    results = card.data.eval_results
+    assert len(results) == 1 + 4 * 7 and len({r.unique_identifier for r in results}) == 1
+    entries = yaml.safe_load((folder / ".eval_results" / "cambench-qr.yaml").read_text())
+    assert [e["dataset"]["task_id"] for e in entries][:3] == [
+        "accuracy_standard",
+        "fmr_gradcam_standard",
+        "tmr_gradcam_standard",
+    ]
+
+
+def test_metric_space_is_a_clean_copy(tmp_path):
+    module = tmp_path / "cambench_structure"
+    (module / "__pycache__").mkdir(parents=True)
+    (module / "cambench_structure.py").write_text("# metric\n")
+    (module / "__pycache__" / "x.pyc").write_bytes(b"0")
+    space = tmp_path / "hub" / "spaces" / "alice" / "cambench_structure"
+    space.mkdir(parents=True)
+    (space / "stale.txt").write_text("old")
+    write_metric_space(module, space)
+    assert sorted(p.name for p in space.iterdir()) == ["cambench_structure.py"]
+    with pytest.raises(FileNotFoundError, match="not an evaluate module folder"):
+        write_metric_space(tmp_path, space)
+
+
+def test_push_input_errors_are_one_line_and_leave_folders_alone(tmp_path, monkeypatch, capsys):
+    hub = HubRoot(tmp_path / "hub", "alice")
+    hub.dataset_dir.mkdir(parents=True)
+    (hub.dataset_dir / "README.md").write_text(DATASET_CARD)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    base = ["push", "--user", "alice", "--hub-root", str(hub.root)]
+    cases = [
+        ([], "no Hugging Face token"),
+        (["--what", "bogus"], "unknown push target 'bogus'"),
+        (["--what", "models", "--token", "hf_x"], "nothing to push for 'models'"),
+        (["--user", "bad/name"], "invalid Hub user name"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert (hub.dataset_dir / "README.md").read_text() == DATASET_CARD
