@@ -26,7 +26,7 @@ from huggingface_hub import (
 from .. import __version__
 from ._io import write_text_atomic
 from .layout import HUB_URL, HubRoot
-from .scores import HEADLINE_SCORES, SCORES, method_label, score_label
+from .scores import HEADLINE_SCORES, SCORE_LABELS, method_label, score_label
 
 TASK_TYPE = "image-classification"
 TASK_NAME = "QR detection with structure-aware CAM explanations"
@@ -79,7 +79,7 @@ def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
     ]
     for row in summary["structure"]:
         if row["score"] in HEADLINE_SCORES and row.get("mean") is not None:
-            name = f"{SCORES[row['score']][0]} ({method_label(row['method'])})"
+            name = f"{SCORE_LABELS[row['score']]} ({method_label(row['method'])})"
             results.append(
                 EvalResult(
                     **common(row["config"], row["split"]),
@@ -268,7 +268,7 @@ def write_eval_yaml(dataset_dir: str | Path, methods: tuple[str, ...] | list[str
         tasks += [
             {
                 "id": task_id(score, config, method),
-                "name": f"{SCORES[score][0]} {method_label(method)} ({config})",
+                "name": f"{SCORE_LABELS[score]} {method_label(method)} ({config})",
                 "config": config,
                 "split": "test",
             }

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ._io import write_bytes_atomic, write_text_atomic
 from .plot import draw_pareto_plot, pareto_front
-from .scores import PLOT_SCORE, SCORES, method_label, score_label
+from .scores import HEADLINE_SCORES, PLOT_SCORE, higher_is_better, method_label, score_label
 
 SCHEMA_VERSION = 1
 SUMMARY_FILE = "summary.json"
@@ -120,7 +120,7 @@ def summary_rows(summary: dict, source: str = "") -> list[dict]:
             },
         )
         score = r["score"]
-        if score in SCORES:
+        if score in HEADLINE_SCORES:
             row.update(
                 {
                     score: r["mean"],
@@ -176,7 +176,7 @@ def is_clean(row: dict) -> bool:
 
 
 def _sort_key(row: dict) -> tuple:
-    higher = SCORES[PLOT_SCORE][1]
+    higher = higher_is_better(PLOT_SCORE)
     value = row.get(PLOT_SCORE)
     return (value is None, -(value or 0) if higher else (value or 0), row["model"], row["method"])
 
@@ -184,7 +184,7 @@ def _sort_key(row: dict) -> tuple:
 def markdown_tables(rows: list[dict]) -> str:
     """Markdown: per config, a clean-image table (method x backbone x regime: accuracy, every score as
     mean [95% CI], ms/img) closed by the chance row; per distortion config, FMR by severity."""
-    scores = [s for s in SCORES if any(s in r for r in rows)]
+    scores = [s for s in HEADLINE_SCORES if any(s in r for r in rows)]
     out: list[str] = []
     for config in dict.fromkeys(r["config"] for r in rows if is_clean(r)):
         table = sorted((r for r in rows if r["config"] == config and is_clean(r)), key=_sort_key)

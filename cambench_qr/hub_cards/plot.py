@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .scores import SCORES, method_label, score_label
+from .scores import higher_is_better, method_label, score_label
 
 WIDTH, HEIGHT = 1000, 640
 LEFT, RIGHT, TOP, BOTTOM = 90, 300, 60, 70
@@ -28,7 +28,7 @@ def pareto_front(points: list[dict], score: str) -> list[int]:
     """Indices of the points no other point dominates, in order of latency. q dominates p when
     q.ms_per_img <= p.ms_per_img and q's score is at least as good (higher, or lower for a
     lower-is-better score), one of them strictly."""
-    sign = 1.0 if SCORES[score][1] else -1.0
+    sign = 1.0 if higher_is_better(score) else -1.0
 
     def dominates(q: dict, p: dict) -> bool:
         q_ms, p_ms, q_s, p_s = q["ms_per_img"], p["ms_per_img"], sign * q[score], sign * p[score]

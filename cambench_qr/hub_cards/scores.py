@@ -1,23 +1,25 @@
-"""Names, labels and directions of the numbers that cards and the leaderboard show.
+"""Which scores the cards and the leaderboard show, and how they are labelled.
 
-The values themselves come from `cambench_qr.metrics` through the harness's summary.json; this table only
-says how to print them and which way is better.
+Values come from `cambench_qr.metrics` through the harness's summary.json; the direction of each score
+(higher or lower is better) is read from `cambench_qr.metrics.SCORES`, where the formulas live.
 """
 
 from __future__ import annotations
 
-# score -> (label, higher_is_better)
-SCORES: dict[str, tuple[str, bool]] = {
-    "fmr": ("FMR", True),  # finder mass ratio: saliency mass on the finder patterns
-    "tmr": ("TMR", True),  # timing mass ratio: saliency mass on the timing lines
-    "bl": ("BL", False),  # background leakage: saliency mass outside the symbol
-    "auc_misf": ("AUC-MISF", True),  # structural-localisation AUC, finder mask
-    "auc_mist": ("AUC-MIST", True),  # structural-localisation AUC, timing mask
-    "auc_bg": ("AUC-BG", False),  # the same AUC on the background mask
-    "dts": ("DtS", False),  # saliency-weighted distance to structure / image diagonal
+from ..metrics import SCORES as METRIC_SCORES
+
+# score -> printed label, in table order
+SCORE_LABELS: dict[str, str] = {
+    "fmr": "FMR",
+    "tmr": "TMR",
+    "bl": "BL",
+    "auc_misf": "AUC-MISF",
+    "auc_mist": "AUC-MIST",
+    "auc_bg": "AUC-BG",
+    "dts": "DtS",
 }
-HEADLINE_SCORES = tuple(SCORES)
-# The structure score on the leaderboard plot's y axis (higher is better).
+HEADLINE_SCORES = tuple(SCORE_LABELS)
+# The structure score on the leaderboard plot's y axis.
 PLOT_SCORE = "fmr"
 
 METHOD_LABELS: dict[str, str] = {
@@ -31,9 +33,15 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 
+def higher_is_better(score: str) -> bool:
+    direction = METRIC_SCORES[score][1]
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"score {score!r} has no better direction ({direction!r})")
+    return direction == "higher"
+
+
 def score_label(score: str) -> str:
-    label, higher = SCORES.get(score, (score, True))
-    return f"{label} {'↑' if higher else '↓'}"
+    return f"{SCORE_LABELS.get(score, score)} {'↑' if higher_is_better(score) else '↓'}"
 
 
 def method_label(method: str) -> str:
