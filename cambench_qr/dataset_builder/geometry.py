@@ -1,0 +1,274 @@
+"""QR symbol geometry from ISO/IEC 18004, independent of any encoder, plus the encoder wrapper.
+
+Module space: a version-``v`` symbol is an ``N x N`` grid, ``N = 4 v + 17``; module ``(r, c)`` (row,
+column) covers the square ``[c, c + 1) x [r, r + 1)`` in module coordinates ``(u, v) = (x, y)``. The quiet
+zone and the background live on the canvas, outside ``[0, N]^2``; nothing here describes them.
+
+``part_map(version)`` labels every module with a ``cambench_qr.parts`` id; ``expected_colours(version)``
+gives the colour the specification fixes for each function-pattern module (1 dark, 0 light, -1 free:
+data, format and version information). ``encode`` wraps the ``qrcode`` library and chooses the mask the
+way ``qrcode`` does (lowest penalty), but evaluates the 8 candidates vectorised from one encoding.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import qrcode
+import qrcode.constants
+
+from cambench_qr.parts import ALIGNMENT, DATA, FINDER, FORMAT_INFO, SEPARATOR, TIMING, VERSION_INFO
+
+ECC_LEVELS: tuple[str, ...] = ("L", "M", "Q", "H")
+# The 2-bit error-correction indicator written into the format information (ISO/IEC 18004 Table 12).
+ECC_FORMAT_BITS: dict[str, int] = {"L": 0b01, "M": 0b00, "Q": 0b11, "H": 0b10}
+QRCODE_ECC = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
+               "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
+
+# Row/column coordinates of alignment-pattern centres, versions 1..40 (ISO/IEC 18004 Annex E, Table E.1).
+ALIGNMENT_CENTRES: tuple[tuple[int, ...], ...] = (
+    (), (6, 18), (6, 22), (6, 26), (6, 30), (6, 34),
+    (6, 22, 38), (6, 24, 42), (6, 26, 46), (6, 28, 50), (6, 30, 54), (6, 32, 58), (6, 34, 62),
+    (6, 26, 46, 66), (6, 26, 48, 70), (6, 26, 50, 74), (6, 30, 54, 78), (6, 30, 56, 82), (6, 30, 58, 86),
+    (6, 34, 62, 90),
+    (6, 28, 50, 72, 94), (6, 26, 50, 74, 98), (6, 30, 54, 78, 102), (6, 28, 54, 80, 106),
+    (6, 32, 58, 84, 110), (6, 30, 58, 86, 114), (6, 34, 62, 90, 118),
+    (6, 26, 50, 74, 98, 122), (6, 30, 54, 78, 102, 126), (6, 26, 52, 78, 104, 130),
+    (6, 30, 56, 82, 108, 134), (6, 34, 60, 86, 112, 138), (6, 30, 58, 86, 114, 142),
+    (6, 34, 62, 90, 118, 146),
+    (6, 30, 54, 78, 102, 126, 150), (6, 24, 50, 76, 102, 128, 154), (6, 28, 54, 80, 106, 132, 158),
+    (6, 32, 58, 84, 110, 136, 162), (6, 26, 54, 82, 110, 138, 166), (6, 30, 58, 86, 114, 142, 170),
+)
+
+
+def check_version(version: int) -> int:
+    """Return ``version`` if it is an int in 1..40, else raise ValueError."""
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or not 1 <= version <= 40:
+        raise ValueError(f"QR version must be an integer in 1..40, got {version!r}")
+    return int(version)
+
+
+def symbol_size(version: int) -> int:
+    """Modules per side: ``N = 4 * version + 17``."""
+    return 4 * check_version(version) + 17
+
+
+def version_of_size(size: int) -> int:
+    """Inverse of ``symbol_size``: ``version = (N - 17) / 4``; ValueError if N is not a QR size."""
+    if (size - 17) % 4 or not 21 <= size <= 177:
+        raise ValueError(f"{size} is not the side of a QR symbol (21, 25, ..., 177)")
+    return (size - 17) // 4
+
+
+def finder_origins(version: int) -> tuple[tuple[int, int], ...]:
+    """Top-left (row, col) of the three 7x7 finder patterns: top-left, top-right, bottom-left."""
+    n = symbol_size(version)
+    return ((0, 0), (0, n - 7), (n - 7, 0))
+
+
+def alignment_centres(version: int) -> tuple[tuple[int, int], ...]:
+    """(row, col) centres of the alignment patterns: every pair from the table except the three that
+    would overlap a finder pattern."""
+    coords = ALIGNMENT_CENTRES[check_version(version) - 1]
+    if not coords:
+        return ()
+    first, last = coords[0], coords[-1]
+    corners = {(first, first), (first, last), (last, first)}
+    return tuple((r, c) for r in coords for c in coords if (r, c) not in corners)
+
+
+def format_info_positions(version: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two copies of the 15 format bits as (15, 2) arrays of (row, col); bit i is the i-th least
+    significant bit of the BCH-coded word (ISO/IEC 18004 Figure 25)."""
+    n = symbol_size(version)
+    # The first copy runs down column 8 (rows 0..8 skipping 6) then left along row 8 (cols 7, 5..0).
+    near = [(i, 8) if i < 6 else (i + 1, 8) if i < 8 else (8, 7) if i == 8 else (8, 14 - i)
+            for i in range(15)]
+    far = [(8, n - 1 - i) if i < 8 else (n - 15 + i, 8) for i in range(15)]
+    return np.array(near), np.array(far)
+
+
+def dark_module(version: int) -> tuple[int, int]:
+    """The always-dark module beside the bottom-left separator: (row, col) = (N - 8, 8)."""
+    return (symbol_size(version) - 8, 8)
+
+
+def version_info_slices(version: int) -> tuple[tuple[slice, slice], ...]:
+    """The two 6x3 / 3x6 version-information blocks (versions >= 7), else ()."""
+    n = symbol_size(version)
+    if version < 7:
+        return ()
+    return ((slice(0, 6), slice(n - 11, n - 8)), (slice(n - 11, n - 8), slice(0, 6)))
+
+
+@cache
+def _part_map(version: int) -> np.ndarray:
+    n = symbol_size(version)
+    parts = np.full((n, n), DATA, np.uint8)
+    parts[6, 8:n - 8] = TIMING
+    parts[8:n - 8, 6] = TIMING
+    for r, c in finder_origins(version):
+        rs, cs = slice(max(r - 1, 0), min(r + 8, n)), slice(max(c - 1, 0), min(c + 8, n))
+        parts[rs, cs] = SEPARATOR
+        parts[r:r + 7, c:c + 7] = FINDER
+    for r, c in alignment_centres(version):
+        parts[r - 2:r + 3, c - 2:c + 3] = ALIGNMENT
+    for copy in format_info_positions(version):
+        parts[copy[:, 0], copy[:, 1]] = FORMAT_INFO
+    parts[dark_module(version)] = FORMAT_INFO
+    for rs, cs in version_info_slices(version):
+        parts[rs, cs] = VERSION_INFO
+    parts.flags.writeable = False
+    return parts
+
+
+def part_map(version: int) -> np.ndarray:
+    """N x N uint8 part ids (finder, separator, timing, alignment, format_info incl. the dark module,
+    version_info, data) for a QR symbol of ``version`` (read-only, cached).
+
+    Alignment patterns that sit on a timing line (versions >= 7) are labelled alignment."""
+    return _part_map(check_version(version))
+
+
+@cache
+def _expected_colours(version: int) -> np.ndarray:
+    n = symbol_size(version)
+    colours = np.full((n, n), -1, np.int8)
+    idx = np.arange(n)
+    colours[6, :] = (idx % 2 == 0)
+    colours[:, 6] = (idx % 2 == 0)
+    ring7 = np.maximum(*np.abs(np.mgrid[-3:4, -3:4]))  # Chebyshev distance from a finder centre
+    for r, c in finder_origins(version):
+        colours[max(r - 1, 0):min(r + 8, n), max(c - 1, 0):min(c + 8, n)] = 0
+        colours[r:r + 7, c:c + 7] = ring7 != 2
+    ring5 = np.maximum(*np.abs(np.mgrid[-2:3, -2:3]))
+    for r, c in alignment_centres(version):
+        colours[r - 2:r + 3, c - 2:c + 3] = ring5 != 1
+    parts = part_map(version)
+    colours[(parts == FORMAT_INFO) | (parts == VERSION_INFO) | (parts == DATA)] = -1
+    colours[dark_module(version)] = 1
+    colours.flags.writeable = False
+    return colours
+
+
+def expected_colours(version: int) -> np.ndarray:
+    """N x N int8: 1 where the specification fixes a dark module, 0 light, -1 free (data, format and
+    version information). Finders: dark unless at Chebyshev distance 2 from the centre; separators
+    light; timing dark at even index; alignment: dark unless at distance 1; dark module dark."""
+    return _expected_colours(check_version(version))
+
+
+def bch_format_bits(ecc: str, mask_pattern: int) -> int:
+    """The 15-bit format word: BCH(15,5) with generator x^10+x^8+x^5+x^4+x^2+x+1 (0x537) over the 5 data
+    bits ``ecc_bits << 3 | mask``, XORed with 0x5412 (ISO/IEC 18004 7.9)."""
+    data = ECC_FORMAT_BITS[ecc] << 3 | mask_pattern
+    rem = data << 10
+    for shift in range(4, -1, -1):
+        if rem >> (shift + 10) & 1:
+            rem ^= 0x537 << shift
+    return (data << 10 | rem) ^ 0x5412
+
+
+def read_format(modules: np.ndarray) -> tuple[str, int]:
+    """Decode (ecc, mask_pattern) from the first format-information copy of a module matrix (exact match
+    against the 32 valid words; ValueError when none matches)."""
+    near, _ = format_info_positions(version_of_size(modules.shape[0]))
+    word = int(sum(int(modules[r, c]) << i for i, (r, c) in enumerate(near)))
+    for ecc in ECC_LEVELS:
+        for mask in range(8):
+            if bch_format_bits(ecc, mask) == word:
+                return ecc, mask
+    raise ValueError(f"format information {word:015b} is not a valid QR format word")
+
+
+def mask_grid(mask_pattern: int, n: int) -> np.ndarray:
+    """The N x N boolean data mask of ``mask_pattern`` (ISO/IEC 18004 Table 10; i = row, j = column)."""
+    i, j = np.indices((n, n))
+    conditions = (
+        (i + j) % 2 == 0, i % 2 == 0, j % 3 == 0, (i + j) % 3 == 0,
+        (i // 2 + j // 3) % 2 == 0, (i * j) % 2 + (i * j) % 3 == 0,
+        ((i * j) % 2 + (i * j) % 3) % 2 == 0, ((i + j) % 2 + (i * j) % 3) % 2 == 0,
+    )
+    return conditions[mask_pattern]
+
+
+@cache
+def _mask_stack(version: int) -> np.ndarray:
+    n = symbol_size(version)
+    data = part_map(version) == DATA
+    stack = np.stack([mask_grid(k, n) & data for k in range(8)])
+    stack.flags.writeable = False
+    return stack
+
+
+_FINDER_LIKE = (0b00001011101, 0b10111010000)  # 1:1:3:1:1 with 4 light modules after / before
+
+
+def penalty(modules: np.ndarray) -> np.ndarray:
+    """The mask-selection penalty exactly as the ``qrcode`` library scores it (lower is better), for one
+    N x N matrix or a (K, N, N) stack (returns shape () or (K,)): each run of >= 5 same-coloured modules
+    in a row or column costs length - 2; each uniform 2x2 block 3; each 11-module window reading
+    1011101 0000 or 0000 1011101 (a finder-like 1:1:3:1:1 with a light margin) 40; and 10 per full 5% of
+    dark-module share away from 50%."""
+    m = np.asarray(modules, dtype=np.int8)
+    k, n = (1, m.shape[0]) if m.ndim == 2 else m.shape[:2]
+    m = m.reshape(k, n, n)
+    lines = np.concatenate([m, m.transpose(0, 2, 1)], axis=1)  # (K, 2N, N): rows then columns
+    padded = np.full((k, 2 * n, n + 1), 2, np.int8)  # a sentinel ends every line
+    padded[..., :n] = lines
+    flat = padded.ravel()
+    starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+    lengths = np.diff(np.append(starts, flat.size))
+    keep = (lengths >= 5) & (flat[starts] != 2)
+    points = np.bincount(starts[keep] // (2 * n * (n + 1)), weights=lengths[keep] - 2, minlength=k)
+    block = (m[:, :-1, :-1] == m[:, 1:, :-1]) & (m[:, :-1, :-1] == m[:, :-1, 1:]) & (
+        m[:, :-1, :-1] == m[:, 1:, 1:])
+    points += 3 * block.sum((1, 2))
+    codes = np.zeros((k, 2 * n, n - 10), np.int32)
+    for bit in range(11):
+        codes |= lines[..., bit:bit + n - 10].astype(np.int32) << (10 - bit)
+    points += 40 * ((codes == _FINDER_LIKE[0]) | (codes == _FINDER_LIKE[1])).sum((1, 2))
+    dark_percent = m.sum((1, 2)) * 100.0 / (n * n)
+    points += 10 * (np.abs(dark_percent - 50) / 5).astype(np.int64)
+    points = points.astype(np.int64)
+    return points[0] if modules.ndim == 2 else points
+
+
+def encode(payload: str, version: int | None = None, ecc: str = "M",
+           mask_pattern: int | None = None) -> tuple[np.ndarray, int, str, int]:
+    """Encode ``payload`` with the ``qrcode`` library (``border=0``).
+
+    ``version=None`` picks the smallest version that fits (ValueError if none does, or if a fixed
+    version is too small). ``mask_pattern=None`` picks the mask with the lowest ``penalty`` as ``qrcode``
+    does (first on ties), computed from one encoding: the 8 candidates differ only by the data mask and
+    the format bits. Returns (modules N x N bool, dark = True; version; ecc; mask_pattern).
+    """
+    if ecc not in QRCODE_ECC:
+        raise ValueError(f"ecc must be one of {ECC_LEVELS}, got {ecc!r}")
+    if version is not None:
+        check_version(version)
+    if mask_pattern is not None and mask_pattern not in range(8):
+        raise ValueError(f"mask_pattern must be in 0..7 or None, got {mask_pattern!r}")
+    qr = qrcode.QRCode(version=version, error_correction=QRCODE_ECC[ecc], box_size=1, border=0,
+                       mask_pattern=0 if mask_pattern is None else mask_pattern)
+    qr.add_data(payload)
+    try:
+        qr.make(fit=version is None)
+    except (qrcode.exceptions.DataOverflowError, ValueError) as err:
+        raise ValueError(f"payload of {len(payload)} chars does not fit version {version} ecc {ecc}") from err
+    modules = np.array(qr.modules, dtype=bool)
+    version = qr.version
+    if mask_pattern is None:
+        masks = _mask_stack(version)
+        unmasked = modules ^ masks[0]
+        info = part_map(version)
+        info = (info == FORMAT_INFO) | (info == VERSION_INFO)
+        candidates = (unmasked[None] ^ masks) & ~info  # qrcode scores with format/version info light
+        mask_pattern = int(np.argmin(penalty(candidates)))
+        modules = unmasked ^ masks[mask_pattern]
+        word = bch_format_bits(ecc, mask_pattern)
+        bits = np.array([(word >> i) & 1 for i in range(15)], bool)
+        for copy in format_info_positions(version):
+            modules[copy[:, 0], copy[:, 1]] = bits
+    return modules, version, ecc, mask_pattern

@@ -1,0 +1,204 @@
+"""Rendering with one mapping (DESIGN 2.2): image, ``parts`` and ``occluded`` come from the same homography.
+
+Coordinates. A *grid* is a small raster of cells (QR modules, or the pixels of a drawn patch) with a
+margin of ``margin`` cells on each side (the quiet zone); grid cell ``(i, j)`` covers
+``[j - margin, j - margin + 1) x [i - margin, i - margin + 1)`` in *module coordinates* ``(u, v)``, so the
+symbol proper spans ``[0, w] x [0, h]``. Canvas coordinates are continuous pixel coordinates: pixel
+``(y, x)`` covers ``[x, x + 1) x [y, y + 1)``, its centre is ``(x + 0.5, y + 0.5)``. A sample's homography
+``H`` maps module coordinates to canvas coordinates; geometric distortions are factors of ``H``.
+
+``draw_grid`` upsamples the grid by an integer ``factor`` (cells of ``factor`` source pixels) and warps
+it with ``cv2.warpPerspective`` using ``opencv_matrix(H, margin, factor)`` for the image and the label map
+alike; OpenCV samples every destination pixel centre at the inverse image of that centre, so labels
+(nearest) and colours (bilinear, or nearest) are read at the same source point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cambench_qr.parts import QUIET_ZONE
+
+
+def translation(tx: float, ty: float) -> np.ndarray:
+    """3x3 matrix of ``(x, y) -> (x + tx, y + ty)``."""
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def scaling(sx: float, sy: float | None = None) -> np.ndarray:
+    """3x3 matrix of ``(x, y) -> (sx x, sy y)`` (``sy`` defaults to ``sx``)."""
+    return np.diag([sx, sx if sy is None else sy, 1.0])
+
+
+def rotation(degrees: float) -> np.ndarray:
+    """3x3 matrix rotating by ``degrees`` about the origin; positive turns clockwise on screen (y down)."""
+    t = np.deg2rad(degrees)
+    c, s = np.cos(t), np.sin(t)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def quad_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The homography taking the 4 points ``src`` onto ``dst`` (both (4, 2))."""
+    return cv2.getPerspectiveTransform(np.float32(src), np.float32(dst)).astype(np.float64)
+
+
+def apply_homography(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (K, 2) points by ``h``: ``p' = (h [x, y, 1])[:2] / (h [x, y, 1])[2]``."""
+    pts = np.asarray(points, dtype=np.float64)
+    hom = pts @ h[:, :2].T + h[:, 2]
+    return hom[:, :2] / hom[:, 2:3]
+
+
+def symbol_corners(h: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Canvas positions of the symbol's outer corners (module coords (0,0), (w,0), (w,h), (0,h)): TL, TR,
+    BR, BL as read from the symbol, (4, 2) float64."""
+    return apply_homography(h, np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]))
+
+
+def mean_module_pitch(corners: np.ndarray, width: float, height: float) -> float:
+    """Mean module pitch in pixels: the corner quad's perimeter over the symbol's perimeter in modules,
+    ``(|TL TR| + |BR BL|) / (2 w) / 2 + (|TR BR| + |BL TL|) / (2 h) / 2``."""
+    sides = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)
+    return float((sides[0] + sides[2]) / (4 * width) + (sides[1] + sides[3]) / (4 * height))
+
+
+def opencv_matrix(h: np.ndarray, margin: int, factor: int) -> np.ndarray:
+    """The matrix ``cv2.warpPerspective`` needs to render a grid (margin ``margin`` cells, each upsampled
+    to ``factor`` px) through ``h``. OpenCV indexes pixels by their centres, so source index ``x_s``
+    is module coordinate ``u = (x_s + 0.5) / factor - margin`` and canvas coordinate ``X`` is destination
+    index ``X - 0.5``: ``M = T(-0.5) h T(-margin) S(1 / factor) T(0.5)``."""
+    return translation(-0.5, -0.5) @ h @ translation(-margin, -margin) @ scaling(1.0 / factor) @ translation(
+        0.5, 0.5)
+
+
+@dataclass
+class Grid:
+    """A renderable object: ``ink`` float32 (h, w) in [0, 1] (1 = dark) and ``labels`` uint8 (h, w),
+    both including a margin of ``margin`` cells per side; the object proper spans ``size`` =
+    ``(w - 2 margin, h - 2 margin)`` in module coordinates. ``smooth`` picks bilinear (anti-aliased)
+    rather than nearest sampling of the ink."""
+
+    ink: np.ndarray
+    labels: np.ndarray
+    margin: int
+    smooth: bool = True
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the object without its margin, in cells."""
+        return self.ink.shape[1] - 2 * self.margin, self.ink.shape[0] - 2 * self.margin
+
+
+def qr_grid(modules: np.ndarray, parts: np.ndarray, quiet_zone: int, quiet_label: int = QUIET_ZONE) -> Grid:
+    """The Grid of a QR symbol: module matrix (bool, dark = True) and its module-space part map, padded by
+    a light quiet zone of ``quiet_zone`` modules labelled ``quiet_label``."""
+    if modules.shape != parts.shape:
+        raise ValueError(f"modules {modules.shape} and parts {parts.shape} differ in shape")
+    if quiet_zone < 0:
+        raise ValueError(f"quiet_zone must be >= 0 modules, got {quiet_zone}")
+    ink = np.pad(modules.astype(np.float32), quiet_zone)
+    labels = np.pad(parts, quiet_zone, constant_values=quiet_label)
+    return Grid(ink, labels, quiet_zone)
+
+
+def _upsample(a: np.ndarray, factor: int) -> np.ndarray:
+    return a if factor == 1 else np.repeat(np.repeat(a, factor, 0), factor, 1)
+
+
+def _check_grid(grid: Grid, factor: int) -> None:
+    if grid.ink.shape != grid.labels.shape:
+        raise ValueError(f"ink {grid.ink.shape} and labels {grid.labels.shape} grids differ in shape")
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+
+
+def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int], factor: int = 1) -> np.ndarray:
+    """The grid's labels on a canvas of ``size = (height, width)`` through module->canvas homography ``h``
+    (uint8, 0 outside the grid): nearest neighbour at the inverse image of every pixel centre, with the
+    same OpenCV matrix ``draw_grid`` uses for the image."""
+    _check_grid(grid, factor)
+    m = opencv_matrix(h, grid.margin, factor)
+    return cv2.warpPerspective(np.ascontiguousarray(_upsample(grid.labels, factor)), m, (size[1], size[0]),
+                               flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarray, ink_rgb: np.ndarray,
+              factor: int = 1) -> np.ndarray:
+    """Draw ``grid`` onto ``canvas`` (uint8 HxWx3, modified in place) through module->canvas homography
+    ``h`` and return its label map (``warp_labels``).
+
+    Cell colour = ``paper + ink (ink_colour - paper)``. The grid is upsampled ``factor`` x (nearest) and
+    sampled bilinearly (``grid.smooth``; pick ``factor`` >= the module pitch so edges anti-alias over
+    about one pixel) or with nearest neighbour; pixels whose source point falls outside the grid keep the
+    canvas (``BORDER_TRANSPARENT``), so the object's outer edge is not blended.
+    """
+    _check_grid(grid, factor)
+    paper = np.asarray(paper_rgb, np.float32)
+    colours = paper + grid.ink[..., None] * (np.asarray(ink_rgb, np.float32) - paper)
+    source = _upsample(np.clip(np.rint(colours), 0, 255).astype(np.uint8), factor)
+    m = opencv_matrix(h, grid.margin, factor)
+    cv2.warpPerspective(source, m, (canvas.shape[1], canvas.shape[0]), dst=canvas,
+                        flags=cv2.INTER_LINEAR if grid.smooth else cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_TRANSPARENT)
+    return warp_labels(grid, h, canvas.shape[:2], factor)
+
+
+def labels_reference(labels: np.ndarray, h: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:
+    """Label map by explicit inverse mapping of every pixel centre (slow, exact): pixel centre
+    ``(x + 0.5, y + 0.5)`` -> module coords ``h^-1`` -> grid cell ``floor(u + margin), floor(v + margin)``.
+    The reference the tests hold ``warp_grid`` against."""
+    height, width = size
+    ys, xs = np.mgrid[0:height, 0:width]
+    centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
+    uv = apply_homography(np.linalg.inv(h), centres)
+    col = np.floor(uv[:, 0] + margin).astype(np.int64)
+    row = np.floor(uv[:, 1] + margin).astype(np.int64)
+    inside = (row >= 0) & (row < labels.shape[0]) & (col >= 0) & (col < labels.shape[1])
+    out = np.zeros(height * width, np.uint8)
+    out[inside] = labels[row[inside], col[inside]]
+    return out.reshape(height, width)
+
+
+def paste_labels(parts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Write ``labels`` into ``parts`` wherever they are non-zero (an object's footprint)."""
+    np.copyto(parts, labels, where=labels > 0)
+    return parts
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round and clip a float image to uint8."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def _centred_outline(grid: Grid, warp: np.ndarray) -> np.ndarray:
+    """Corners of the grid incl. margin after ``warp @ T(-centre)``, in module units."""
+    w, h = grid.size
+    m = grid.margin
+    outline = np.array([[-m, -m], [w + m, -m], [w + m, h + m], [-m, h + m]], np.float64)
+    return apply_homography(warp @ translation(-w / 2, -h / 2), outline)
+
+
+def max_pitch(grid: Grid, warp: np.ndarray, size: tuple[int, int], fill: float = 1.0) -> float:
+    """The largest module pitch (px) at which the warped grid incl. margin fits in ``fill`` x the canvas."""
+    pts = _centred_outline(grid, warp)
+    extent = pts.max(0) - pts.min(0)
+    return float(fill * min(size[1] / extent[0], size[0] / extent[1]))
+
+
+def fit_homography(grid: Grid, warp: np.ndarray, size: tuple[int, int], pitch: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Module->canvas homography ``H = T(t) S(pitch) warp T(-centre)``: the grid's centre goes to the
+    origin, ``warp`` (a distortion in module units about the centre, identity when clean) bends it,
+    ``pitch`` px per module scales it, and ``t`` is drawn uniformly among the shifts that keep the warped
+    grid incl. margin inside the canvas (centred on an axis where it is larger than the canvas)."""
+    w, h = grid.size
+    pts = _centred_outline(grid, warp) * pitch
+    lo, hi = pts.min(0), pts.max(0)
+    canvas = np.array([size[1], size[0]], np.float64)
+    t_low, t_high = -lo, canvas - hi
+    t = np.where(t_high >= t_low, t_low + rng.random(2) * np.maximum(t_high - t_low, 0),
+                 (canvas - lo - hi) / 2)
+    return translation(*t) @ scaling(pitch) @ warp @ translation(-w / 2, -h / 2)
