@@ -15,6 +15,21 @@ class UsageError(Exception):
     """A problem with the user's input; printed as one line, exit status 2."""
 
 
+def _add_train(sub) -> None:
+    from .harness.options import add_train_arguments
+
+    p = sub.add_parser("train", help="train one regime (zs, ft_struct, ft_leakmin) of a timm backbone")
+    add_train_arguments(p)
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .harness.train import run_from_args
+
+    print(f"trained model written to {run_from_args(args)}")
+    return 0
+
+
 def _add_push(sub) -> None:
     p = sub.add_parser("push", help="upload the local Hub root's repos to the Hugging Face Hub")
     p.add_argument("--what", default="all", help="dataset, metric, models, leaderboard or all (default all)")
@@ -59,7 +74,7 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
 
 
 # Each room's subcommand is one `_add_<name>(sub)` function below that sets `handler`; list it here.
-COMMANDS: tuple = (_add_push, _add_leaderboard,)
+COMMANDS: tuple = (_add_train, _add_push, _add_leaderboard,)
 
 
 def build_parser() -> argparse.ArgumentParser:

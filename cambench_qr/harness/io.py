@@ -1,0 +1,41 @@
+"""Atomic result files and the run's provenance (package version, hardware)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then ``os.replace`` it onto ``path``,
+    so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """``payload`` as indented JSON, atomically."""
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n"))
+
+
+def hardware(device: torch.device, num_processes: int) -> dict:
+    """Where a run happened: device name, torch version, process count, CPU model and thread count."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"device": name, "torch": torch.__version__, "num_processes": num_processes,
+            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+

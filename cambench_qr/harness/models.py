@@ -1,0 +1,112 @@
+"""timm backbones for the harness: building (pretrained from the Hub, a local file, or an explicit random
+init), choosing what trains (the depth ablation), checking the input size, and the checkpoint layout.
+
+Checkpoints use timm's Hub layout (``config.json`` + ``model.safetensors`` with ``label_names``) plus
+``training.json``, so ``timm.create_model("local-dir:<abs path>", pretrained=True)`` and
+``timm.create_model("hf-hub:<user>/<repo>", pretrained=True)`` reload them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import timm
+import torch
+
+from ..parts import LABEL_NAMES
+from .options import DEPTHS
+
+# How many backbone stages train at each depth (the classifier always trains); None = every parameter.
+_STAGES_AT_DEPTH = {"head": 0, "last": 1, "last2": 2, "full": None}
+
+
+def build_model(backbone: str, pretrained: str, seed: int = 0) -> torch.nn.Module:
+    """A timm classifier with ``len(LABEL_NAMES)`` outputs.
+
+    ``pretrained``: ``none`` (random init, seeded by ``seed``), a path to a local weights file
+    (.safetensors / .pth state dict), or a Hub tag such as ``timm/resnet50.a1_in1k``. The 1000-class
+    head of ImageNet weights is dropped and re-initialised. Missing weights are an error, never a silent
+    random init.
+    """
+    if not timm.is_model(backbone):
+        raise ValueError(f"unknown timm backbone {backbone!r} (see timm.list_models())")
+    kwargs: dict = {"num_classes": len(LABEL_NAMES)}
+    if pretrained != "none":
+        path = Path(pretrained)
+        if path.is_file():
+            overlay = {"file": str(path.resolve())}
+        elif "/" in pretrained and not path.exists():
+            overlay = {"hf_hub_id": pretrained.removeprefix("hf-hub:")}
+        else:
+            raise ValueError(f"--pretrained {pretrained!r} is neither 'none', a weights file, nor a Hub tag "
+                             "like timm/resnet50.a1_in1k")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = timm.create_model(backbone, **kwargs)
+        except (OSError, RuntimeError) as exc:
+            if pretrained == "none":
+                raise
+            reason = str(exc).splitlines()[0]
+            raise ValueError(f"cannot load weights {pretrained!r} for {backbone!r} (offline and not in the "
+                             f"local Hugging Face cache, or incompatible): {reason}") from exc
+    model.pretrained_cfg = {**model.pretrained_cfg, "label_names": list(LABEL_NAMES)}
+    return model
+
+
+def load_checkpoint(model_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """A harness checkpoint folder -> (model, training.json contents)."""
+    model_dir = Path(model_dir).resolve()
+    if not (model_dir / "config.json").is_file() or not (model_dir / "model.safetensors").is_file():
+        raise ValueError(f"{model_dir} is not a model folder (config.json + model.safetensors)")
+    training_path = model_dir / "training.json"
+    training = json.loads(training_path.read_text()) if training_path.is_file() else {}
+    model = timm.create_model(f"local-dir:{model_dir}", pretrained=True)
+    return model, training
+
+
+def stage_names(model: torch.nn.Module) -> list[str]:
+    """The backbone's stage module names in forward order, from timm's ``feature_info``."""
+    return [info["module"] for info in model.feature_info]
+
+
+def set_trainable(model: torch.nn.Module, depth: str) -> float:
+    """Freeze everything except the classifier plus the last 0 / 1 / 2 stages (``head`` / ``last`` /
+    ``last2``) or nothing (``full``). Parameters registered after the first trainable stage (final norms,
+    the head) train too. Returns the trainable share of parameters in [0, 1]."""
+    if depth not in DEPTHS:
+        raise ValueError(f"unknown depth {depth!r}; choose one of {', '.join(DEPTHS)}")
+    n_stages = _STAGES_AT_DEPTH[depth]
+    names = [name for name, _ in model.named_parameters()]
+    if n_stages is None:
+        first = 0
+    elif n_stages == 0:
+        classifier = model.pretrained_cfg["classifier"]
+        prefixes = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+        first = min(i for i, n in enumerate(names) if n.startswith(tuple(p + "." for p in prefixes)))
+    else:
+        prefix = stage_names(model)[-n_stages] + "."
+        first = min(i for i, n in enumerate(names) if n.startswith(prefix))
+    total = trainable = 0
+    for i, (_, param) in enumerate(model.named_parameters()):
+        param.requires_grad_(i >= first)
+        total += param.numel()
+        trainable += param.numel() if i >= first else 0
+    return trainable / total
+
+
+def check_input_size(model: torch.nn.Module, image_size: int) -> None:
+    """Run one dummy forward at ``image_size``; ValueError naming the size when the model cannot take it."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+    except Exception as exc:  # any failure here means this input size is unusable for this model
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"model {model.pretrained_cfg.get('architecture')!r} cannot take "
+                         f"{image_size}x{image_size} input: {message}") from exc
+    finally:
+        model.train(was_training)

@@ -1,0 +1,63 @@
+"""Command-line options of the harness and the constants they name, kept free of heavy imports so that
+``cambench-qr --help`` stays fast. Shared by ``cambench-qr train|evaluate`` and the ``-m`` entry points."""
+
+from __future__ import annotations
+
+import argparse
+
+REGIMES = ("zs", "ft_struct", "ft_leakmin")
+# Paper defaults per regime (notes/paper.md s.2): trainable depth, learning rate, epochs.
+REGIME_DEFAULTS: dict[str, dict] = {
+    "zs": {"depth": "head", "lr": 1e-3, "epochs": 2},
+    "ft_struct": {"depth": "last", "lr": 1e-3, "epochs": 2},
+    "ft_leakmin": {"depth": "last", "lr": 3e-4, "epochs": 4},
+}
+DEPTHS = ("head", "last", "last2", "full")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training options, shared by ``cambench-qr train`` and ``python -m cambench_qr.harness.train``."""
+    parser.add_argument("--data", required=True, help="dataset folder (Hub repo layout) or Hub repo id")
+    parser.add_argument("--config", default="standard", help="dataset config (default: standard)")
+    parser.add_argument("--backbone", help="timm model name, e.g. resnet50 (default: from --init-from)")
+    parser.add_argument("--pretrained", default=None,
+                        help="'none' (random init), a weights file, or a Hub tag like timm/resnet50.a1_in1k")
+    parser.add_argument("--regime", choices=REGIMES, default="zs")
+    parser.add_argument("--depth", choices=DEPTHS, help="what trains (default: head for zs, last for ft_*)")
+    parser.add_argument("--init-from", help="start from this checkpoint folder (FT regimes: the ZS model)")
+    parser.add_argument("--leak-lambda", type=float, default=0.25, help="weight of <C, outside>")
+    parser.add_argument("--leak-alpha", type=float, default=0.0, help="weight of -<C, structure>")
+    parser.add_argument("--surrogate", default="gradcam", help="CAM method inside the penalty")
+    parser.add_argument("--epochs", type=int, help="default: the regime's paper value")
+    parser.add_argument("--lr", type=float, help="default: the regime's paper value")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="model folder to write")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+
+
+
+
+PAPER_METHODS = ("layercam", "eigengradcam", "xgradcam")
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The evaluation options of ``cambench-qr evaluate`` and ``python -m cambench_qr.harness.evaluate``."""
+    parser.add_argument("--model", required=True, help="model folder (timm Hub layout + training.json)")
+    parser.add_argument("--data", required=True, help="dataset folder (Hub repo layout) or Hub repo id")
+    parser.add_argument("--configs", default="standard", help="comma-separated configs (default: standard)")
+    parser.add_argument("--methods", default=",".join(PAPER_METHODS),
+                        help=f"comma-separated CAM methods (default: {','.join(PAPER_METHODS)})")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", required=True, help="results folder (per_sample.parquet, summary.json)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--image-size", type=int, help="input side (default: the training size)")
+    parser.add_argument("--max-samples", type=int, help="evaluate the first N rows of each config")
+    parser.add_argument("--faithfulness-samples", type=int, default=64,
+                        help="QR samples per config with insertion/deletion curves (default 64)")
+    parser.add_argument("--cross-resolution",
+                        help="comma-separated input sides (default: the side times 224/256/320 over 224)")
+    parser.add_argument("--latency-batch", type=int, help="batch size of the latency check (0 skips it)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--seed", type=int, default=0)
