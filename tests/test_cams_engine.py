@@ -222,6 +222,22 @@ def test_no_memory_growth_over_1000_batches():
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
 
 
+def test_works_inside_no_grad_and_inference_mode():
+    model = _seeded(TinyCNN)
+    images = _images(2, 3, 8, 8)
+    expected = compute_cams(model, images, methods=METHODS)
+    with torch.no_grad():
+        inside_no_grad = compute_cams(model, images, methods=METHODS)
+    with torch.inference_mode():
+        inside_inference = compute_cams(model, images.clone(), methods=METHODS)
+    for name in METHODS:
+        torch.testing.assert_close(inside_no_grad[name], expected[name])
+        torch.testing.assert_close(inside_inference[name], expected[name])
+    wrapped = nn.DataParallel(model)
+    assert default_target_layer(wrapped).module is model.layer4
+    torch.testing.assert_close(compute_cams(wrapped, images)["gradcam"], expected["gradcam"])
+
+
 def test_default_layers_and_token_grid():
     effnet = _seeded(lambda: timm.create_model("test_efficientnet", pretrained=False, num_classes=2))
     assert default_target_layer(effnet).module is effnet.bn2

@@ -140,7 +140,8 @@ class CamEngine:
         state = contextlib.nullcontext() if differentiable else _frozen_eval(self.model)
         if not differentiable:
             images = images.detach()
-        with state, _hooked(self.layer, capture):
+        # Gradients are needed even when the caller is inside no_grad() or inference_mode().
+        with state, _hooked(self.layer, capture), torch.inference_mode(False):
             with torch.set_grad_enabled(need_grads or differentiable):
                 logits = self.model(images)
             if len(capture.outputs) != 1:

@@ -92,8 +92,11 @@ def default_target_layer(model: nn.Module) -> TargetLayer:
     - EfficientNet family (``conv_head`` + ``bn2``): ``bn2``, the rectified output of the last conv.
     - Staged CNNs (``stages``; ConvNeXt, ...): ``stages[-1]``.
 
-    Any other model raises ValueError explaining how to pass ``target_layer``.
+    DataParallel / DistributedDataParallel wrappers are looked through. Any other model raises
+    ValueError explaining how to pass ``target_layer``.
     """
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return default_target_layer(model.module)
     if all(hasattr(model, a) for a in ("patch_embed", "blocks", "num_prefix_tokens")):
         last = model.blocks[-1]
         if hasattr(last, "norm1"):
