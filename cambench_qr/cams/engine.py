@@ -92,8 +92,9 @@ def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
 
 
 def _check_targets(targets: torch.Tensor | Sequence[int] | None, logits: torch.Tensor) -> torch.Tensor:
-    if logits.ndim != 2:
-        raise ValueError(f"model output has shape {tuple(logits.shape)}, expected (B, num_classes) logits")
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model output is {shape}, expected a (B, num_classes) logits tensor")
     if targets is None:
         return logits.detach().argmax(dim=1)
     targets = torch.as_tensor(targets, device=logits.device)

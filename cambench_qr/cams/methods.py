@@ -94,14 +94,15 @@ def principal_projection(features: torch.Tensor) -> torch.Tensor:
     and the map is ``p = X v_1 = s_1 u_1`` (``v_1``, ``u_1``: first right / left singular vectors,
     ``s_1`` the largest singular value), as in pytorch-grad-cam's ``get_2d_projection``. It is computed
     batched on the device from the eigen-decomposition of the smaller Gram matrix (``X X^T`` or
-    ``X^T X``, so the cost is that of a ``min(h*w, C)``-sized problem, never a full SVD).
+    ``X^T X``, so the cost is that of a ``min(h*w, C)``-sized problem, never a full SVD). The result is
+    float32 (float64 for float64 input).
 
     Sign rule (the SVD sign is arbitrary; pytorch-grad-cam leaves it so, its issue #315): ``p`` is
     flipped so that it correlates non-negatively with the channel sum ``sum_k X_k`` (the mean
     activation for EigenCAM, the HiResCAM map for EigenGrad-CAM), i.e. ``<p, X 1> >= 0``.
     """
     b, c, h, w = features.shape
-    x = features.flatten(2).transpose(1, 2)  # (B, hw, C)
+    x = features.float().flatten(2).transpose(1, 2)  # (B, hw, C); eigh needs float32 or float64
     x = x - x.mean(dim=1, keepdim=True)
     if h * w <= c:
         eigvals, eigvecs = torch.linalg.eigh(x @ x.transpose(1, 2))  # ascending
