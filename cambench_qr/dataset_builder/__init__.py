@@ -1,6 +1,7 @@
 """Dataset builder: QR geometry from the specification, rendering with one homography, backgrounds,
 negatives, distortions and configs -> rows (``generate_row``)."""
 
+from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.dataset_builder.distortions import DISTORTION_FAMILIES, SEVERITIES, SEVERITY_TABLES
 from cambench_qr.dataset_builder.geometry import encode, expected_colours, part_map
 from cambench_qr.dataset_builder.samples import (
@@ -19,6 +20,7 @@ __all__ = [
     "SEVERITIES",
     "SEVERITY_TABLES",
     "SPLITS",
+    "build_dataset",
     "encode",
     "expected_colours",
     "generate_row",

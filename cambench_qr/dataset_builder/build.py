@@ -1,0 +1,206 @@
+"""Build one config into a local folder laid out like a Hub dataset repo (DESIGN 2.3, contract 2).
+
+    DIR/README.md                                  card with `configs:` YAML (all configs built so far)
+    DIR/data/<config>/<split>-0000k-of-0000n.parquet
+    DIR/figures/<config>.png                       sample images with their part maps
+
+Rows come from `Dataset.from_generator` (list-valued `gen_kwargs` are sharded over `num_proc` workers; row i
+depends only on `(config, split, i, seed)`, never on the worker count). Images are PNG-encoded once, here.
+Parquet bytes are deterministic: fixed row-group and shard sizes, no timestamps.
+
+The build is atomic: everything is written into a staging folder inside DIR (which also holds the
+`datasets` cache, so a rebuild really regenerates and nothing lands in ~/.cache), then moved into place
+with `os.replace`, the card last. An interrupted build leaves every existing config as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import datasets
+import numpy as np
+from datasets.exceptions import DatasetGenerationError
+
+from .card import add_config, is_cambench_card, load_card_data, render_card, sample_figure
+from .features import FEATURES, IMAGE_COLUMNS
+from .publish import PushError, check_push_ready, push_dataset
+from .samples import CONFIG_NAMES, SPLITS, generate_row
+
+RowFn = Callable[..., dict]
+
+STAGING_PREFIX = ".cambench-build-"
+ROWS_PER_ROW_GROUP = 100  # parquet row group size (the Hub viewer's choice for image datasets)
+ROWS_PER_SHARD = 5000  # rows per parquet file: a few hundred MB at most at 224 px
+# cv2.imencode PNG settings (lossless either way). One fixed row filter instead of OpenCV's per-row adaptive
+# choice: "up" for RGB (same size, ~1.6x faster), "none" for the flat label maps (~10x faster, < 1 KB).
+PNG_RGB = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+PNG_GRAY = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+FIGURE_SAMPLES = 6  # rows shown in the card figure
+
+
+def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test: int, seed: int = 0,
+                  num_proc: int = 1, image_size: int | None = None, quiet: bool = False,
+                  push: str | None = None, row_fn: RowFn = generate_row) -> Path:
+    """Generate `config` (`num_train` + `num_test` rows) into `out_dir`, keeping the configs already there.
+
+    `row_fn(config, split, index, seed, image_size=...)` makes one row (numpy images + scalar columns);
+    `push`, a repo id, also uploads the folder to the Hub afterwards. Returns the folder.
+    """
+    _check_arguments(config, num_train, num_test, seed, num_proc)
+    sizes = {split: n for split, n in zip(SPLITS, (num_train, num_test), strict=True) if n > 0}
+    row_fn(config, next(iter(sizes)), 0, seed, image_size=image_size)  # the row's own checks, before any I/O
+    out = Path(out_dir)
+    check_output_dir(out)
+    if push:
+        check_push_ready()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    except OSError as exc:
+        raise ValueError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    try:
+        with _progress_bars(enabled=not quiet):
+            split_sizes, figure_rows = {}, []
+            for split, n in sizes.items():
+                ds = _generate_split(config, split, n, seed, image_size, num_proc, row_fn, staging / "cache")
+                split_sizes[split] = (len(ds), _write_parquet(ds, staging / "data" / config, split))
+                figure_rows = _figure_rows(ds) or figure_rows
+        (staging / "figures").mkdir()
+        _write_png(staging / "figures" / f"{config}.png", sample_figure(figure_rows))
+        download_size = sum(f.stat().st_size for f in (staging / "data" / config).iterdir())
+        card_data = load_card_data(out / "README.md")
+        settings = {"seed": seed, "image_size": image_size}
+        add_config(card_data, config, split_sizes, download_size, build=settings)
+        (staging / "README.md").write_text(render_card(card_data), encoding="utf-8")
+        _move_into_place(staging, out, config)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if push:
+        try:
+            push_dataset(out, push)
+        except PushError as exc:
+            raise PushError(f"{exc} (the dataset built in {out} is intact)") from exc
+    return out
+
+
+def _check_arguments(config: str, num_train: int, num_test: int, seed: int, num_proc: int) -> None:
+    if config not in CONFIG_NAMES:
+        raise ValueError(f"unknown config {config!r}; choose one of: {', '.join(CONFIG_NAMES)}")
+    for name, value in (("num_train", num_train), ("num_test", num_test), ("seed", seed)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if num_train + num_test == 0:
+        raise ValueError("nothing to build: num_train and num_test are both 0")
+    if not isinstance(num_proc, int) or num_proc < 1:
+        raise ValueError(f"num_proc must be a positive integer, got {num_proc!r}")
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse a non-folder target, or a non-empty folder holding something other than CAMBench-QR."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} exists and is not a folder")
+    if not out.is_dir():
+        return
+    content = [p for p in out.iterdir() if not p.name.startswith((STAGING_PREFIX, ".git"))]
+    if content and not is_cambench_card(out / "README.md"):
+        raise ValueError(f"output {out} is not empty and holds no CAMBench-QR dataset card (README.md); "
+                         f"choose a new or empty folder")
+
+
+def _generate_split(config: str, split: str, n: int, seed: int, image_size: int | None, num_proc: int,
+                      row_fn: RowFn, cache_dir: Path) -> datasets.Dataset:
+    """Rows 0..n-1 of one split as an Arrow dataset, generated over `num_proc` workers.
+
+    An error raised by the row function reaches the caller as itself, not wrapped by `datasets`.
+    """
+    try:
+        return datasets.Dataset.from_generator(
+            _encoded_rows,
+            features=FEATURES,
+            cache_dir=str(cache_dir),
+            num_proc=num_proc if num_proc > 1 else None,
+            split=datasets.NamedSplit(split),
+            gen_kwargs={"indices": list(range(n)), "config": config, "split": split, "seed": seed,
+                        "image_size": image_size, "row_fn": row_fn},
+        )
+    except DatasetGenerationError as exc:
+        if exc.__cause__ is None:
+            raise
+        raise exc.__cause__ from None
+
+
+def _encoded_rows(indices: list[int], config: str, split: str, seed: int, image_size: int | None,
+                  row_fn: RowFn):
+    for index in indices:
+        row = row_fn(config, split, index, seed, image_size=image_size)
+        if row.keys() != FEATURES.keys():
+            missing, extra = sorted(FEATURES.keys() - row.keys()), sorted(row.keys() - FEATURES.keys())
+            raise ValueError(f"row {config}/{split}/{index} does not match the schema: "
+                             f"missing {missing}, unexpected {extra}")
+        yield {**row, **{col: {"bytes": png_bytes(row[col]), "path": None} for col in IMAGE_COLUMNS}}
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Lossless PNG of an RGB (H, W, 3) or single-channel (H, W) uint8 array."""
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise ValueError(f"expected a uint8 (H, W) or (H, W, 3) array, got {array.dtype} {array.shape}")
+    if array.ndim == 3:
+        ok, encoded = cv2.imencode(".png", array[..., ::-1], PNG_RGB)
+    else:
+        ok, encoded = cv2.imencode(".png", array, PNG_GRAY)
+    if not ok:
+        raise ValueError(f"PNG encoding failed for an array of shape {array.shape}")
+    return encoded.tobytes()
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    path.write_bytes(png_bytes(rgb))
+
+
+def _write_parquet(ds: datasets.Dataset, folder: Path, split: str) -> int:
+    """Contiguous shards `<split>-0000k-of-0000n.parquet`; returns the uncompressed Arrow size in bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    num_shards = max(1, math.ceil(len(ds) / ROWS_PER_SHARD))
+    for k in range(num_shards):
+        shard = ds.shard(num_shards=num_shards, index=k, contiguous=True)
+        path = folder / f"{split}-{k:05d}-of-{num_shards:05d}.parquet"
+        shard.to_parquet(path, batch_size=ROWS_PER_ROW_GROUP)
+    return int(ds.data.nbytes)
+
+
+def _figure_rows(ds: datasets.Dataset) -> list[dict]:
+    """Up to FIGURE_SAMPLES rows for the card figure: QR rows first, then one negative, in index order."""
+    labels = list(ds["label"])
+    qr = [i for i, y in enumerate(labels) if y == 1][:FIGURE_SAMPLES - 1]
+    negatives = [i for i, y in enumerate(labels) if y == 0][:FIGURE_SAMPLES - len(qr)]
+    rows = [ds[i] for i in qr + negatives]
+    return [{**row, **{col: np.asarray(row[col]) for col in IMAGE_COLUMNS}} for row in rows]
+
+
+def _move_into_place(staging: Path, out: Path, config: str) -> None:
+    """Swap the new config's data folder and figure in, then publish it by replacing the card."""
+    data, dest = staging / "data" / config, out / "data" / config
+    dest.parent.mkdir(exist_ok=True)
+    if dest.exists():
+        os.replace(dest, staging / "previous")
+    os.replace(data, dest)
+    (out / "figures").mkdir(exist_ok=True)
+    os.replace(staging / "figures" / f"{config}.png", out / "figures" / f"{config}.png")
+    os.replace(staging / "README.md", out / "README.md")
+
+
+@contextmanager
+def _progress_bars(enabled: bool):
+    was_enabled = datasets.is_progress_bar_enabled()
+    (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+    try:
+        yield
+    finally:
+        (datasets.enable_progress_bars if was_enabled else datasets.disable_progress_bars)()
