@@ -149,6 +149,18 @@ def test_test_only_config_and_shards(tmp_path, monkeypatch):
     assert list(ds) == ["test"] and ds["test"]["id"] == [f"standard/test/{i:06d}" for i in range(10)]
 
 
+def row_without_payload(config: str, split: str, index: int, base_seed: int, image_size: int | None = None):
+    row = tiny_row(config, split, index, base_seed, image_size)
+    del row["payload"]
+    return {**row, "colour": "red"}
+
+
+def test_row_schema_mismatch_is_named(tmp_path):
+    message = r"does not match the schema: missing \['payload'\], unexpected \['colour'\]"
+    with pytest.raises(ValueError, match=message):
+        build("standard", tmp_path / "ds", row_fn=row_without_payload)
+
+
 def test_interrupted_build_keeps_existing_configs(two_configs, tmp_path):
     before = snapshot(two_configs)
     with pytest.raises(RuntimeError, match="generator crashed"):
@@ -210,6 +222,8 @@ def test_refuses_a_read_only_folder(tmp_path):
 
 def test_push_fails_cleanly_offline_and_without_token(two_configs, monkeypatch):
     before = snapshot(two_configs)
+    with pytest.raises(ValueError, match="is not a built CAMBench-QR dataset folder"):
+        push_dataset(two_configs / "data", "alice/cambench-qr")
     with pytest.raises(PushError, match="HF_HUB_OFFLINE is set"):
         push_dataset(two_configs, "alice/cambench-qr")
     with pytest.raises(PushError, match="HF_HUB_OFFLINE is set"):  # refused before anything is built

@@ -29,7 +29,7 @@ import numpy as np
 from datasets.exceptions import DatasetGenerationError
 
 from .card import add_config, is_cambench_card, load_card_data, render_card, sample_figure
-from .features import FEATURES, IMAGE_COLUMNS
+from .features import IMAGE_COLUMNS, features_for
 from .publish import PushError, check_push_ready, push_dataset
 from .samples import CONFIG_NAMES, SPLITS, generate_row
 
@@ -84,7 +84,7 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
         shutil.rmtree(staging, ignore_errors=True)
     if push:
         try:
-            push_dataset(out, push)
+            push_dataset(out, push, quiet=quiet)
         except PushError as exc:
             raise PushError(f"{exc} (the dataset built in {out} is intact)") from exc
     return out
@@ -123,7 +123,7 @@ def _generate_split(config: str, split: str, n: int, seed: int, image_size: int 
     try:
         return datasets.Dataset.from_generator(
             _encoded_rows,
-            features=FEATURES,
+            features=features_for(config),
             cache_dir=str(cache_dir),
             num_proc=num_proc if num_proc > 1 else None,
             split=datasets.NamedSplit(split),
@@ -138,10 +138,11 @@ def _generate_split(config: str, split: str, n: int, seed: int, image_size: int 
 
 def _encoded_rows(indices: list[int], config: str, split: str, seed: int, image_size: int | None,
                   row_fn: RowFn):
+    columns = features_for(config).keys()
     for index in indices:
         row = row_fn(config, split, index, seed, image_size=image_size)
-        if row.keys() != FEATURES.keys():
-            missing, extra = sorted(FEATURES.keys() - row.keys()), sorted(row.keys() - FEATURES.keys())
+        if row.keys() != columns:
+            missing, extra = sorted(columns - row.keys()), sorted(row.keys() - columns)
             raise ValueError(f"row {config}/{split}/{index} does not match the schema: "
                              f"missing {missing}, unexpected {extra}")
         yield {**row, **{col: {"bytes": png_bytes(row[col]), "path": None} for col in IMAGE_COLUMNS}}

@@ -20,7 +20,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from .. import __version__
 from ..parts import NUM_PARTS, PART_NAMES, part_table_markdown
 from .distortions import DISTORTION_FAMILIES
-from .features import FEATURES
+from .features import EXTRA_FEATURES, features_for
 from .samples import DEFAULT_CONFIG
 
 PRETTY_NAME = "CAMBench-QR"
@@ -47,6 +47,8 @@ CONFIG_DESCRIPTIONS: dict[str, str] = {
     "standard": "procedural backgrounds around a real quiet zone, QR versions 1-10, all ECC levels, varied "
     "scale and position, hard negatives, distractors beside some codes",
     "paper": "the authors' generator (arXiv 2509.16745) reproduced faithfully, with correct masks",
+    "interventions": "standard test QR codes re-rendered with one part's modules randomised, each paired "
+    "with its original (FunnyBirds-style causal ground truth)",
 }
 
 
@@ -98,7 +100,7 @@ def add_config(card_data: DatasetCardData, config: str, split_sizes: dict[str, t
     splits = SplitDict()
     for split, (num_examples, num_bytes) in split_sizes.items():
         splits.add(SplitInfo(split, num_bytes=num_bytes, num_examples=num_examples))
-    infos[config] = DatasetInfo(features=FEATURES, splits=splits, config_name=config,
+    infos[config] = DatasetInfo(features=features_for(config), splits=splits, config_name=config,
                                 download_size=download_size,
                                 dataset_size=sum(b for _, b in split_sizes.values()))
     DatasetInfosDict({name: infos[name] for name in ordered if name in infos}).to_dataset_card_data(card_data)
@@ -138,6 +140,8 @@ def render_card(card_data: DatasetCardData) -> str:
     figures = "\n\n".join(f"**{info['config_name']}**\n\n![{info['config_name']} samples]"
                           f"(figures/{info['config_name']}.png)" for info in infos)
     first = infos[0]["config_name"]
+    extras = "".join(f"\n`{name}` adds: {', '.join(f'`{column}`' for column in EXTRA_FEATURES[name])}."
+                     for name in builds if name in EXTRA_FEATURES)
     body = f"""# CAMBench-QR
 
 Synthetic QR / non-QR images, each with an exact **part-label map** computed from the QR specification
@@ -180,7 +184,7 @@ Named regions: `finder` = {{2}}, `timing` = {{4}}, `structure` = {{2, 4}}, `box`
 `corners` (4 x [x, y]: outer symbol corners without quiet zone, TL, TR, BR, BL), `version`, `ecc`,
 `mask_pattern`, `payload`, `module_px` (mean module pitch, px), `distortion` (`none` when clean),
 `severity` (0 = clean, 1-5), `background`, `negative_kind`, `seed`, `decodable` (zxing-cpp decodes the image
-to `payload`), `source`. Values that do not apply are null.
+to `payload`), `source`. Values that do not apply are null.{extras}
 
 ## Samples
 

@@ -1,7 +1,9 @@
 """The row schema of every CAMBench-QR config (DESIGN 2.3) as `datasets.Features`.
 
 `image` is RGB, `parts` holds one part id per pixel (mode L, ids from `cambench_qr.parts`), `occluded` is
-0 or 255 (mode L). Columns that do not apply to a row (e.g. `version` of a negative) are null.
+0 or 255 (mode L). Columns that do not apply to a row (e.g. `version` of a negative) are null. A config
+may add columns after the common ones (`features_for`): `interventions` names the intervened part and the
+`id` of the original row it pairs with.
 """
 
 from __future__ import annotations
@@ -34,3 +36,12 @@ FEATURES = Features(
         "source": Value("string"),
     }
 )
+
+EXTRA_FEATURES: dict[str, dict[str, Value]] = {
+    "interventions": {"intervention": Value("string"), "pair_id": Value("string")},
+}
+
+
+def features_for(config: str) -> Features:
+    """The columns of `config`: the common schema plus the config's own extra columns, if any."""
+    return Features({**FEATURES, **EXTRA_FEATURES.get(config, {})})
