@@ -81,11 +81,13 @@ def test_encoder_agrees_with_spec_on_every_function_module():
         assert read_format(reference) == (ecc, mask)
 
 
-def test_auto_mask_matches_qrcode_choice():
+def test_auto_version_and_mask_match_qrcode():
     rng = np.random.default_rng(1)
-    for _ in range(25):
+    payloads = ["héllo wörld ✓", "0", "12345678901234567890123", "https://example.com/a?b=c"]
+    payloads += [random_text(rng, ALPHANUMERIC, int(rng.integers(1, 60))) for _ in range(12)]
+    payloads += [payload_for_version(rng, int(rng.integers(1, 15)), "M") for _ in range(12)]
+    for payload in payloads:
         ecc = ECC_LEVELS[int(rng.integers(4))]
-        payload = random_text(rng, ALPHANUMERIC, int(rng.integers(1, 60)))
         modules, version, _, mask = encode(payload, None, ecc)
         qr = qrcode.QRCode(error_correction=QRCODE_ECC[ecc], box_size=1, border=0)
         qr.add_data(payload)

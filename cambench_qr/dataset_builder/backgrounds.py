@@ -32,12 +32,14 @@ def _coarse_coords(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _upscale(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(coarse, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    """Round a coarse float image to uint8, then resize it bilinearly to ``size``."""
+    small = np.clip(np.rint(coarse), 0, 255).astype(np.uint8)
+    return cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def flat(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """One random colour everywhere."""
-    return np.broadcast_to(random_colour(rng), (*size, 3))
+    return np.tile(np.rint(random_colour(rng)).astype(np.uint8), (*size, 1))
 
 
 def gradient(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -52,7 +54,7 @@ def gradient(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 
 def value_noise(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """Sum of 2-3 octaves of bicubically upsampled random colour grids (cells of 1/4 .. 1/32 canvas)."""
+    """Sum of 2-3 octaves of bicubically upsampled random colour grids (3 to 20 cells per side)."""
     xs, _ = _coarse_coords(size)
     coarse = (xs.shape[1], xs.shape[0])
     out = np.zeros((*xs.shape, 3), np.float32)
@@ -110,7 +112,7 @@ def draw_shape(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray |
 def shapes(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """A flat or gradient base with 5-15 random coloured shapes."""
     h, w = size
-    image = np.clip(gradient(rng, size) if rng.random() < 0.5 else flat(rng, size), 0, 255).astype(np.uint8)
+    image = gradient(rng, size) if rng.random() < 0.5 else flat(rng, size)
     for _ in range(int(rng.integers(5, 16))):
         x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
         x1, y1 = x0 + int(rng.integers(5, w // 2)), y0 + int(rng.integers(5, h // 2))
@@ -126,7 +128,7 @@ def make_background(kind: str, rng: np.random.Generator, size: tuple[int, int]) 
     """A uint8 HxWx3 RGB background of ``kind`` (one of ``BACKGROUND_KINDS``)."""
     if kind not in _MAKERS:
         raise ValueError(f"unknown background kind {kind!r}; choose from {BACKGROUND_KINDS}")
-    return np.ascontiguousarray(np.clip(np.rint(_MAKERS[kind](rng, size)), 0, 255), dtype=np.uint8)
+    return _MAKERS[kind](rng, size)
 
 
 TEXT_ALPHABET = string.ascii_letters + string.digits + "     .,:-"

@@ -6,8 +6,9 @@ zone and the background live on the canvas, outside ``[0, N]^2``; nothing here d
 
 ``part_map(version)`` labels every module with a ``cambench_qr.parts`` id; ``expected_colours(version)``
 gives the colour the specification fixes for each function-pattern module (1 dark, 0 light, -1 free:
-data, format and version information). ``encode`` wraps the ``qrcode`` library and chooses the mask the
-way ``qrcode`` does (lowest penalty), but evaluates the 8 candidates vectorised from one encoding.
+data, format and version information). ``encode`` builds the module matrix with NumPy exactly as the
+``qrcode`` library does (same segment, padding, Reed-Solomon blocks, placement and mask choice; the tests
+compare them bit for bit), using qrcode's capacity and block tables.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import qrcode
 import qrcode.constants
+from qrcode.base import rs_blocks
+from qrcode.util import BIT_LIMIT_TABLE
 
 from cambench_qr.parts import ALIGNMENT, DATA, FINDER, FORMAT_INFO, SEPARATOR, TIMING, VERSION_INFO
 
@@ -24,7 +26,7 @@ ECC_LEVELS: tuple[str, ...] = ("L", "M", "Q", "H")
 # The 2-bit error-correction indicator written into the format information (ISO/IEC 18004 Table 12).
 ECC_FORMAT_BITS: dict[str, int] = {"L": 0b01, "M": 0b00, "Q": 0b11, "H": 0b10}
 QRCODE_ECC = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
-               "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
+              "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
 
 # Row/column coordinates of alignment-pattern centres, versions 1..40 (ISO/IEC 18004 Annex E, Table E.1).
 ALIGNMENT_CENTRES: tuple[tuple[int, ...], ...] = (
@@ -235,40 +237,214 @@ def penalty(modules: np.ndarray) -> np.ndarray:
     return points[0] if modules.ndim == 2 else points
 
 
+# --- the encoder -------------------------------------------------------------------------------------------
+# A NumPy re-implementation of what ``qrcode`` does for a single-segment payload (the tests hold it
+# bit-for-bit against ``qrcode``): about 20x faster, because qrcode writes bits, computes Reed-Solomon
+# parity and places modules in pure-Python loops. Block structure and capacities come from qrcode's tables.
+
+MODES: dict[str, int] = {"numeric": 0b0001, "alphanumeric": 0b0010, "byte": 0b0100}
+_ALNUM_VALUES = {ch: i for i, ch in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")}
+_COUNT_BITS = {"numeric": (10, 12, 14), "alphanumeric": (9, 11, 13), "byte": (8, 16, 16)}
+_PAD_BYTES = (0xEC, 0x11)
+
+# GF(256) with the QR polynomial x^8 + x^4 + x^3 + x^2 + 1 (0x11D): exp/log tables.
+_GF_EXP = np.zeros(512, np.int64)
+_GF_LOG = np.zeros(256, np.int64)
+_value = 1
+for _power in range(255):
+    _GF_EXP[_power] = _value
+    _GF_LOG[_value] = _power
+    _value = _value << 1 ^ (0x11D if _value & 0x80 else 0)
+_GF_EXP[255:] = _GF_EXP[:257]
+
+
+def _gf_mul(a: int, b: int) -> int:
+    return 0 if a == 0 or b == 0 else int(_GF_EXP[_GF_LOG[a] + _GF_LOG[b]])
+
+
+@cache
+def _parity_rows(data_count: int, ec_count: int) -> np.ndarray:
+    """Row i = the remainder of x^(ec_count + data_count - 1 - i) modulo the generator
+    prod_{j < ec_count} (x - a^j), as GF logs (-1 for zero): Reed-Solomon parity is linear, so
+    parity = XOR_i data_i * row_i."""
+    generator = [1]
+    for j in range(ec_count):
+        nxt = generator + [0]
+        for k, coef in enumerate(generator):
+            nxt[k + 1] ^= _gf_mul(coef, int(_GF_EXP[j]))
+        generator = nxt
+    rows = np.zeros((data_count, ec_count), np.int64)
+    remainder = list(generator[1:])  # x^ec_count mod g
+    for power in range(data_count):
+        rows[data_count - 1 - power] = remainder
+        lead = remainder[0]
+        remainder = remainder[1:] + [0]
+        if lead:
+            remainder = [r ^ _gf_mul(lead, g) for r, g in zip(remainder, generator[1:], strict=True)]
+    logs = np.where(rows > 0, _GF_LOG[rows], -1)
+    logs.flags.writeable = False
+    return logs
+
+
+def _reed_solomon(data: np.ndarray, ec_count: int) -> np.ndarray:
+    """The ``ec_count`` parity bytes of one block (ISO/IEC 18004 7.5.2)."""
+    rows = _parity_rows(len(data), ec_count)
+    live = data > 0
+    logs = _GF_LOG[data[live]][:, None] + rows[live]
+    terms = np.where(rows[live] >= 0, _GF_EXP[logs % 255], 0)
+    return np.bitwise_xor.reduce(terms, axis=0) if len(terms) else np.zeros(ec_count, np.int64)
+
+
+def payload_mode(payload: str) -> str:
+    """The most compact single mode holding every character: numeric, alphanumeric, else byte (UTF-8)."""
+    if payload.isascii() and payload.isdigit():
+        return "numeric"
+    if all(ch in _ALNUM_VALUES for ch in payload):
+        return "alphanumeric"
+    return "byte"
+
+
+def _segment_fields(payload: str, mode: str) -> tuple[list[int], list[int]]:
+    """(values, widths) of the data bits after the count field: numeric 10 bits per 3 digits (7 / 4 for a
+    tail of 2 / 1), alphanumeric 11 bits per pair (45 a + b; 6 for a single), byte 8 bits per byte."""
+    if mode == "numeric":
+        groups = [payload[i:i + 3] for i in range(0, len(payload), 3)]
+        return [int(g) for g in groups], [(0, 4, 7, 10)[len(g)] for g in groups]
+    if mode == "alphanumeric":
+        v = [_ALNUM_VALUES[ch] for ch in payload]
+        pairs = [v[i] * 45 + v[i + 1] if i + 1 < len(v) else v[i] for i in range(0, len(v), 2)]
+        return pairs, [11 if i + 1 < len(v) else 6 for i in range(0, len(v), 2)]
+    raw = payload.encode("utf-8")
+    return list(raw), [8] * len(raw)
+
+
+def _count_bits(mode: str, version: int) -> int:
+    return _COUNT_BITS[mode][0 if version <= 9 else 1 if version <= 26 else 2]
+
+
+def _bits(values: list[int], widths: list[int]) -> np.ndarray:
+    """Concatenate ``values`` written MSB-first in ``widths`` bits each, as a uint8 0/1 array."""
+    v = np.asarray(values, np.int64)[:, None]
+    w = np.asarray(widths, np.int64)[:, None]
+    shifts = w - 1 - np.arange(16)[None, :]
+    bits = (v >> np.maximum(shifts, 0)) & 1
+    return bits[shifts >= 0].astype(np.uint8)
+
+
+def _data_bit_limit(version: int, ecc: str) -> int:
+    return BIT_LIMIT_TABLE[QRCODE_ECC[ecc]][version]
+
+
+def _codewords(payload: str, mode: str, version: int, ecc: str) -> np.ndarray:
+    """Interleaved data + error-correction codewords (ISO/IEC 18004 7.4-7.6)."""
+    values, widths = _segment_fields(payload, mode)
+    count = len(payload.encode("utf-8")) if mode == "byte" else len(payload)
+    bits = _bits([MODES[mode], count, *values], [4, _count_bits(mode, version), *widths])
+    limit = _data_bit_limit(version, ecc)
+    if len(bits) > limit:
+        raise ValueError(f"payload of {len(payload)} chars does not fit version {version} ecc {ecc}")
+    terminator = min(limit - len(bits), 4)
+    bits = np.concatenate([bits, np.zeros(terminator + (-(len(bits) + terminator)) % 8, np.uint8)])
+    data = np.packbits(bits).astype(np.int64)
+    fill = (limit - 8 * len(data)) // 8
+    data = np.concatenate([data, np.resize(np.array(_PAD_BYTES, np.int64), fill)])
+    blocks, ec_blocks, offset = [], [], 0
+    for block in rs_blocks(version, QRCODE_ECC[ecc]):
+        chunk = data[offset:offset + block.data_count]
+        offset += block.data_count
+        blocks.append(chunk)
+        ec_blocks.append(_reed_solomon(chunk, block.total_count - block.data_count))
+    return np.concatenate([_interleave(blocks), _interleave(ec_blocks)]).astype(np.uint8)
+
+
+def _interleave(blocks: list[np.ndarray]) -> np.ndarray:
+    """Codeword i of every block in turn, skipping blocks that are shorter (column-major read-out)."""
+    table = np.full((len(blocks), max(map(len, blocks))), -1, np.int64)
+    for k, block in enumerate(blocks):
+        table[k, :len(block)] = block
+    flat = table.T.ravel()
+    return flat[flat >= 0]
+
+
+@cache
+def _placement(version: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the data modules in bit order: two-column strips from the right edge, upward then
+    downward in turn, skipping the vertical timing column (ISO/IEC 18004 7.7.3)."""
+    n = symbol_size(version)
+    free = part_map(version) == DATA
+    rows, cols = [], []
+    upward = True
+    for right in range(n - 1, 0, -2):
+        right = right - 1 if right <= 6 else right
+        for r in (range(n - 1, -1, -1) if upward else range(n)):
+            for c in (right, right - 1):
+                if free[r, c]:
+                    rows.append(r)
+                    cols.append(c)
+        upward = not upward
+    return np.array(rows), np.array(cols)
+
+
+def bch_version_bits(version: int) -> int:
+    """The 18-bit version word: 6 version bits then the BCH(18,6) remainder, generator 0x1F25."""
+    rem = version << 12
+    for shift in range(5, -1, -1):
+        if rem >> (shift + 12) & 1:
+            rem ^= 0x1F25 << shift
+    return version << 12 | rem
+
+
+@cache
+def _function_modules(version: int) -> np.ndarray:
+    """Finders, separators, timing, alignment, dark module and version information; format bits and data
+    left light."""
+    modules = expected_colours(version) == 1
+    n = modules.shape[0]
+    if version >= 7:
+        word = bch_version_bits(version)
+        bits = np.array([(word >> i) & 1 for i in range(18)], bool).reshape(6, 3)  # bit i at (i // 3, i % 3)
+        modules[0:6, n - 11:n - 8] = bits
+        modules[n - 11:n - 8, 0:6] = bits.T
+    modules.flags.writeable = False
+    return modules
+
+
 def encode(payload: str, version: int | None = None, ecc: str = "M",
            mask_pattern: int | None = None) -> tuple[np.ndarray, int, str, int]:
-    """Encode ``payload`` with the ``qrcode`` library (``border=0``).
+    """Encode ``payload`` as one segment in ``payload_mode(payload)``; returns (modules N x N bool, dark =
+    True; version; ecc; mask_pattern). The same symbol as ``qrcode`` with ``border=0`` gives for such
+    payloads.
 
     ``version=None`` picks the smallest version that fits (ValueError if none does, or if a fixed
-    version is too small). ``mask_pattern=None`` picks the mask with the lowest ``penalty`` as ``qrcode``
-    does (first on ties), computed from one encoding: the 8 candidates differ only by the data mask and
-    the format bits. Returns (modules N x N bool, dark = True; version; ecc; mask_pattern).
+    version is too small). ``mask_pattern=None`` picks the lowest ``penalty`` as ``qrcode`` does (first
+    on ties), scoring each candidate with format and version information light as qrcode does.
     """
     if ecc not in QRCODE_ECC:
         raise ValueError(f"ecc must be one of {ECC_LEVELS}, got {ecc!r}")
-    if version is not None:
-        check_version(version)
     if mask_pattern is not None and mask_pattern not in range(8):
         raise ValueError(f"mask_pattern must be in 0..7 or None, got {mask_pattern!r}")
-    qr = qrcode.QRCode(version=version, error_correction=QRCODE_ECC[ecc], box_size=1, border=0,
-                       mask_pattern=0 if mask_pattern is None else mask_pattern)
-    qr.add_data(payload)
-    try:
-        qr.make(fit=version is None)
-    except (qrcode.exceptions.DataOverflowError, ValueError) as err:
-        raise ValueError(f"payload of {len(payload)} chars does not fit version {version} ecc {ecc}") from err
-    modules = np.array(qr.modules, dtype=bool)
-    version = qr.version
+    mode = payload_mode(payload)
+    if version is None:
+        values, widths = _segment_fields(payload, mode)
+        needed = [4 + _count_bits(mode, v) + sum(widths) for v in range(1, 41)]
+        fits = [v for v in range(1, 41) if needed[v - 1] <= _data_bit_limit(v, ecc)]
+        if not fits:
+            raise ValueError(f"payload of {len(payload)} chars does not fit any QR version at ecc {ecc}")
+        version = fits[0]
+    version = check_version(version)
+    codewords = _codewords(payload, mode, version, ecc)
+    bits = np.unpackbits(codewords)
+    rows, cols = _placement(version)
+    unmasked = _function_modules(version).copy()
+    unmasked[rows[:len(bits)], cols[:len(bits)]] = bits.astype(bool)  # remainder bits stay light
+    masks = _mask_stack(version)
     if mask_pattern is None:
-        masks = _mask_stack(version)
-        unmasked = modules ^ masks[0]
-        info = part_map(version)
-        info = (info == FORMAT_INFO) | (info == VERSION_INFO)
+        info = np.isin(part_map(version), (FORMAT_INFO, VERSION_INFO))  # incl. the dark module
         candidates = (unmasked[None] ^ masks) & ~info  # qrcode scores with format/version info light
         mask_pattern = int(np.argmin(penalty(candidates)))
-        modules = unmasked ^ masks[mask_pattern]
-        word = bch_format_bits(ecc, mask_pattern)
-        bits = np.array([(word >> i) & 1 for i in range(15)], bool)
-        for copy in format_info_positions(version):
-            modules[copy[:, 0], copy[:, 1]] = bits
+    modules = unmasked ^ masks[mask_pattern]
+    word = bch_format_bits(ecc, mask_pattern)
+    format_bits = np.array([(word >> i) & 1 for i in range(15)], bool)
+    for copy in format_info_positions(version):
+        modules[copy[:, 0], copy[:, 1]] = format_bits
     return modules, version, ecc, mask_pattern

@@ -105,7 +105,10 @@ def qr_grid(modules: np.ndarray, parts: np.ndarray, quiet_zone: int, quiet_label
 
 
 def _upsample(a: np.ndarray, factor: int) -> np.ndarray:
-    return a if factor == 1 else np.repeat(np.repeat(a, factor, 0), factor, 1)
+    """Each cell becomes ``factor x factor`` pixels (OpenCV's exact nearest-neighbour resize)."""
+    if factor == 1:
+        return np.ascontiguousarray(a)
+    return cv2.resize(a, (a.shape[1] * factor, a.shape[0] * factor), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def _check_grid(grid: Grid, factor: int) -> None:
@@ -121,7 +124,7 @@ def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int], factor: int = 
     same OpenCV matrix ``draw_grid`` uses for the image."""
     _check_grid(grid, factor)
     m = opencv_matrix(h, grid.margin, factor)
-    return cv2.warpPerspective(np.ascontiguousarray(_upsample(grid.labels, factor)), m, (size[1], size[0]),
+    return cv2.warpPerspective(_upsample(grid.labels, factor), m, (size[1], size[0]),
                                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
