@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cambench_qr.metrics import SCORE_NAMES, aggregate, paper_timing_mask, structure_scores
+from cambench_qr.metrics.scores import sorted_keys
 from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
 
 # A 4x4 part map and saliency small enough to score by hand (ids: 2 finder, 4 timing, 8 data, 0/1 out).
@@ -246,3 +247,14 @@ def test_bootstrap_ci_is_seeded_and_shrinks():
         values[:40].std(ddof=1))
     # A 95% CI of the mean of N(0,1) samples is about +-1.96/sqrt(n) wide.
     assert large["ci_high"] - large["ci_low"] == pytest.approx(2 * 1.96 / math.sqrt(360), rel=0.2)
+
+
+def test_numpy_and_torch_sort_paths_agree():
+    sal, parts = random_batch(8, levels=5)
+    w_unit = sal / 2  # values in [0, 1)
+    classes = torch.randint(0, 4, sal.flatten(1).shape, dtype=torch.uint8)
+    by_numpy = sorted_keys(w_unit.flatten(1), classes, use_numpy=True)
+    by_torch = sorted_keys(w_unit.flatten(1), classes, use_numpy=False)
+    assert torch.equal(by_numpy, by_torch)
+    assert torch.equal((by_torch >> 2).to(torch.int32).view(torch.float32),
+                       torch.sort(w_unit.flatten(1), dim=1).values)

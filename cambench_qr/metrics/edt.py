@@ -6,38 +6,29 @@
 equals ``scipy.ndimage.distance_transform_edt`` (to float32 rounding; tested). The paper used
 ``DIST_L2`` with the 3x3 mask, a chamfer approximation that is off by up to about 8% on diagonals.
 
-The transform runs on the CPU (one OpenCV call per mask, which releases the GIL, spread over a
-thread pool) and the result is returned on the mask's device.
+The transform runs on the CPU (OpenCV, rows spread over threads) and the result is returned on the
+mask's device.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import torch
 
-
-def _edt_chunk(not_mask: np.ndarray, out: np.ndarray, rows: range) -> None:
-    for b in rows:
-        out[b] = cv2.distanceTransform(not_mask[b], cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+from cambench_qr.metrics._rows import for_row_chunks
 
 
-def distance_to(mask: torch.Tensor, num_threads: int | None = None) -> torch.Tensor:
+def distance_to(mask: torch.Tensor) -> torch.Tensor:
     """Exact distance (float32, pixels) from every pixel to the nearest True pixel of each (H, W) mask."""
     not_mask = np.ascontiguousarray((~mask).to(torch.uint8).cpu().numpy())
     out = np.empty(not_mask.shape, dtype=np.float32)
-    batch = not_mask.shape[0]
-    workers = max(1, min(num_threads or torch.get_num_threads(), batch))
-    bounds = np.linspace(0, batch, workers + 1).astype(int)
-    chunks = [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    if workers == 1:
-        _edt_chunk(not_mask, out, chunks[0])
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda rows: _edt_chunk(not_mask, out, rows), chunks))
+
+    def transform(rows: slice) -> None:
+        for b in range(rows.start, rows.stop):
+            out[b] = cv2.distanceTransform(not_mask[b], cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+    for_row_chunks(transform, len(out))
     dist = torch.from_numpy(out).to(mask.device)
-    empty = ~mask.flatten(1).any(1)
-    dist[empty] = float("inf")
+    dist[~mask.flatten(1).any(1)] = float("inf")
     return dist

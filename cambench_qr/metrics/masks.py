@@ -21,21 +21,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cambench_qr.parts import FINDER, NUM_PARTS, REGIONS, SEPARATOR, TIMING
+from cambench_qr.parts import FINDER, REGIONS, SEPARATOR, TIMING
 
 MASK_MODES = ("standard", "paper")
+BOX_IDS = REGIONS["box"]
+if BOX_IDS != tuple(range(BOX_IDS[0], BOX_IDS[-1] + 1)):
+    raise ImportError("region_masks assumes the box part ids are contiguous; parts.REGIONS changed")
 FINDER_MODULES = 3 * 7 * 7  # three 7x7 finder patterns: the module pitch follows from their area
-
-
-def _region_lut(region: str, device: torch.device) -> torch.Tensor:
-    lut = torch.zeros(NUM_PARTS, dtype=torch.bool, device=device)
-    lut[list(REGIONS[region])] = True
-    return lut
-
-
-def region_mask(parts: torch.Tensor, region: str) -> torch.Tensor:
-    """Boolean (B, H, W) mask of a named region of ``parts.REGIONS`` (standard mode)."""
-    return _region_lut(region, parts.device)[parts.long()]
 
 
 def estimated_module_px(parts: torch.Tensor) -> torch.Tensor:
@@ -72,6 +64,6 @@ def region_masks(parts: torch.Tensor, mask_mode: str = "standard",
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     finder = parts == FINDER
-    timing = region_mask(parts, "timing") if mask_mode == "standard" else paper_timing_mask(parts, module_px)
-    box = region_mask(parts, "box")
+    timing = parts == TIMING if mask_mode == "standard" else paper_timing_mask(parts, module_px)
+    box = (parts >= BOX_IDS[0]) & (parts <= BOX_IDS[-1])
     return {"finder": finder, "timing": timing, "structure": finder | timing, "box": box, "outside": ~box}

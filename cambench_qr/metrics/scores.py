@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from cambench_qr.metrics._rows import for_row_chunks
 from cambench_qr.metrics.edt import distance_to
 from cambench_qr.metrics.masks import region_masks
-from cambench_qr.parts import NUM_PARTS, PART_NAMES
+from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS, TIMING
 
 NORMALIZATIONS = ("sum", "minmax")
 REGION_NAMES = ("finder", "timing", "structure", "box", "outside")
@@ -52,11 +53,13 @@ _RANK_REGIONS = ("finder", "structure", "box")
 _ROC_REGIONS = ("structure", "box")
 _POINTING_REGIONS = ("finder", "box")
 
-# Four disjoint pixel classes carried through the sort as 2 low bits of the key.
-_OUTSIDE, _BOX_OTHER, _TIMING, _FINDER = range(4)
+# Four disjoint pixel classes ride through the sort as the 2 low bits of each key: 0 outside the box,
+# 1 box but not structure, 2 timing, 3 finder. So box = class >= 1 and structure = class >= 2.
+_BOX_OTHER, _TIMING = 1, 2
 
 
 def _as_batch(saliency, parts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated (B, n) float32 saliency and uint8 part rows."""
     sal = torch.as_tensor(saliency)
     prt = torch.as_tensor(parts, device=sal.device)
     if sal.ndim != 3 or prt.shape != sal.shape:
@@ -66,15 +69,13 @@ def _as_batch(saliency, parts) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
     if prt.is_floating_point() or prt.is_complex() or prt.dtype == torch.bool:
         raise ValueError(f"parts must be an integer tensor of part ids 0..{NUM_PARTS - 1}, got {prt.dtype}")
-    bad = ((prt < 0) | (prt >= NUM_PARTS)).flatten(1).any(1)
+    lowest, highest = torch.aminmax(prt.flatten(1), dim=1)
+    bad = (lowest < 0) | (highest >= NUM_PARTS)
     if bad.any():
         i = int(bad.nonzero()[0])
-        raise ValueError(f"parts sample {i} holds id {int(prt[i][(prt[i] < 0) | (prt[i] >= NUM_PARTS)][0])}; "
-                         f"part ids are 0..{NUM_PARTS - 1}")
-    bad = ~torch.isfinite(sal).flatten(1).all(1)
-    if bad.any():
-        raise ValueError(f"saliency sample {int(bad.nonzero()[0])} holds non-finite values (NaN or inf)")
-    return sal.float(), prt.to(torch.uint8)
+        wrong = int(lowest[i]) if lowest[i] < 0 else int(highest[i])
+        raise ValueError(f"parts sample {i} holds id {wrong}; part ids are 0..{NUM_PARTS - 1}")
+    return sal.flatten(1).float(), prt.flatten(1).to(torch.uint8)
 
 
 def _module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
@@ -89,46 +90,148 @@ def _module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
     return px
 
 
-def normalized_mass(saliency: torch.Tensor, normalize: str = "sum", signed: bool = False
+def _scored_map(flat: torch.Tensor, normalize: str, signed: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(w, w_max, total)``: the scored map (B, n), its row maxima and float64 row sums."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    lo, hi = torch.aminmax(flat, dim=1)
+    bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
+    if bad.any():
+        raise ValueError(f"saliency sample {int(bad.nonzero()[0])} holds non-finite values (NaN or inf)")
+    if signed:
+        flat, lo, hi = flat.clamp_min(0), lo.clamp_min(0), hi.clamp_min(0)
+    elif (lo < 0).any():
+        i = int((lo < 0).nonzero()[0])
+        raise ValueError(f"saliency sample {i} has negative values (min {float(lo[i]):.3g}); "
+                         f"pass signed=True to score its positive part (ReLU)")
+    if normalize == "minmax":
+        span = hi - lo
+        flat = (flat - lo[:, None]) / torch.where(span > 0, span, 1)[:, None]
+        hi = (span > 0).float()
+    return flat, hi, flat.sum(1, dtype=torch.float64)
+
+
+def normalized_mass(saliency, normalize: str = "sum", signed: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(p, valid)``: the map as a probability mass ``p = w / sum(w)`` (B, H, W) and a (B,) mask of
     samples where it exists. ``w = S`` (``signed=False``: a negative value is an error) or ``ReLU(S)``
     (``signed=True``), then ``(w - min) / (max - min)`` for ``normalize="minmax"`` (the paper's scaling).
     A map with zero total mass (all zero, or constant under min-max) is invalid: its scores are NaN."""
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    flat = saliency.flatten(1)
-    if signed:
-        flat = flat.clamp_min(0)
-    else:
-        negative = (flat < 0).any(1)
-        if negative.any():
-            i = int(negative.nonzero()[0])
-            raise ValueError(f"saliency sample {i} has negative values (min {float(flat[i].min()):.3g}); "
-                             f"pass signed=True to score its positive part (ReLU)")
-    if normalize == "minmax":
-        lo = flat.amin(1, keepdim=True)
-        flat = (flat - lo) / (flat.amax(1, keepdim=True) - lo)
-    total = flat.sum(1, keepdim=True)
-    valid = (total[:, 0] > 0) & torch.isfinite(total[:, 0])
-    p = torch.where(valid[:, None], flat / total, torch.zeros_like(flat))
-    return p.view_as(saliency), valid
+    sal = torch.as_tensor(saliency)
+    if not sal.is_floating_point():
+        raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
+    w, _, total = _scored_map(sal.flatten(1).float(), normalize, signed)
+    valid = total > 0
+    p = w / torch.where(valid, total, 1).float()[:, None]
+    return p.view(sal.shape), valid
 
 
 def _nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
     return torch.where(invalid, torch.full_like(x, float("nan")), x)
 
 
-def _sorted_keys(keys: torch.Tensor) -> torch.Tensor:
-    """Row-wise ascending sort of non-negative int64 keys below 2**32. On the CPU numpy's SIMD sort of
-    uint32 is several times faster than torch.sort; on an accelerator torch.sort is used."""
-    if keys.device.type == "cpu":
-        return torch.from_numpy(np.sort(keys.numpy().astype(np.uint32), axis=1).astype(np.int64))
-    return torch.sort(keys, dim=1).values
+def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool | None = None
+                ) -> torch.Tensor:
+    """Row-wise ascending sort of ``key = (float32 bits of w_unit << 2) | pixel_class`` as int64.
+
+    ``w_unit`` must lie in [0, 1): its bits are then below 2**30 and every key below 2**32, and
+    non-negative float32 values order like their bit patterns. On the CPU the keys are sorted as uint32
+    by numpy (a SIMD sort, several times faster than torch.sort), elsewhere by torch.sort."""
+    if use_numpy is None:
+        use_numpy = w_unit.device.type == "cpu"
+    if not use_numpy:
+        keys = (w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()
+        return torch.sort(keys, dim=1).values
+    keys = (w_unit.contiguous().numpy().view(np.uint32) << 2) | pixel_class.numpy()
+
+    def sort(rows: slice) -> None:
+        keys[rows].sort(axis=1)
+
+    for_row_chunks(sort, len(keys))
+    return torch.from_numpy(keys.astype(np.int64))
 
 
-def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return torch.gather(x, 1, index)
+def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
+    """``w * 2**-e`` with ``w_max = m * 2**e``, ``m`` in [0.5, 1): exact, order-preserving, into [0, 1)."""
+    scale = torch.pow(2.0, -torch.frexp(w_max).exponent.double()).float()
+    return w * scale[:, None]
+
+
+# Prefix counters packed in one int64 cumsum, 21 bits each: finder | timing << 21 | box << 42.
+_FIELD_BITS = 21
+_FIELD = (1 << _FIELD_BITS) - 1
+_PACKED_CLASS = torch.tensor([0, 1 << 42, (1 << 42) | (1 << 21), (1 << 42) | 1], dtype=torch.int64)
+
+
+class _Ranked:
+    """Pixels of each row in ascending order of saliency, with in-region counts of every prefix."""
+
+    def __init__(self, keys: torch.Tensor):
+        self.keys = keys
+        self.n = keys.shape[1]
+        self.pixel_class = keys & 3
+        self.prefix = torch.cumsum(_PACKED_CLASS.to(keys.device)[self.pixel_class], 1)
+        self._tie_candidates: tuple[torch.Tensor, ...] | None = None
+
+    @staticmethod
+    def field(packed: torch.Tensor, region: str) -> torch.Tensor:
+        if region == "finder":
+            return packed & _FIELD
+        if region == "timing":
+            return (packed >> _FIELD_BITS) & _FIELD
+        if region == "structure":
+            return (packed & _FIELD) + ((packed >> _FIELD_BITS) & _FIELD)
+        return packed >> (2 * _FIELD_BITS)  # box
+
+    def count_below(self, region: str, position: torch.Tensor) -> torch.Tensor:
+        """Pixels of ``region`` among the sorted positions [0, position) (float64, shape of position)."""
+        at = torch.where(position > 0, torch.gather(self.prefix, 1, (position - 1).clamp_min(0)), 0)
+        count = position - self.field(at, "box") if region == "outside" else self.field(at, region)
+        return count.double()
+
+    def first_at_least(self, value_key: torch.Tensor) -> torch.Tensor:
+        """First sorted position whose value is >= the value of ``value_key`` (a key with class 0)."""
+        return torch.searchsorted(self.keys, value_key.contiguous(), side="left")
+
+    def first_above(self, value_key: torch.Tensor) -> torch.Tensor:
+        """First sorted position whose value is > the value of ``value_key``."""
+        return torch.searchsorted(self.keys, (value_key | 3).contiguous(), side="right")
+
+    def values_at(self, position: torch.Tensor) -> torch.Tensor:
+        """float64 values (of the unit-scaled map) at sorted positions."""
+        return (torch.gather(self.keys, 1, position) >> 2).to(torch.int32).view(torch.float32).double()
+
+    def position_sums(self) -> dict[str, torch.Tensor]:
+        """Sum of the 0-based sorted positions of the box's and of the structure's pixels."""
+        positions = torch.arange(self.n, device=self.keys.device)
+        return {region: torch.where(self.pixel_class >= first_class, positions, 0).sum(1).double()
+                for region, first_class in (("box", _BOX_OTHER), ("structure", _TIMING))}
+
+    def mixed_run_pairs(self, first_class: int) -> torch.Tensor:
+        """Per row, sum over runs of equal values of (#pixels of class < first_class) x (#pixels of
+        class >= first_class) in the run: the tied pairs between a region and its complement.
+
+        Within a run the keys are ordered by class, so a mixed run has exactly one boundary j where
+        class(j-1) < first_class <= class(j); j - start and end - j are the two counts."""
+        if self._tie_candidates is None:  # neighbours with the same value and a higher class
+            diff = self.keys[:, 1:] - self.keys[:, :-1]
+            row, col = ((diff >= 1) & (diff <= 3)).nonzero(as_tuple=True)
+            self._tie_candidates = (row, col, self.pixel_class[row, col], diff[row, col])
+        row, col, prev_class, step = self._tie_candidates
+        at = (prev_class < first_class) & (prev_class + step >= first_class)
+        row, j = row[at], col[at] + 1
+        pairs = torch.zeros(self.keys.shape[0], dtype=torch.float64, device=self.keys.device)
+        if len(row) == 0:
+            return pairs
+        value_key = (self.keys[row, j] >> 2) << 2
+        counts = torch.bincount(row, minlength=self.keys.shape[0])
+        slot = torch.arange(len(row), device=row.device) - (torch.cumsum(counts, 0) - counts)[row]
+        queries = torch.zeros(self.keys.shape[0], int(counts.max()), dtype=torch.int64, device=row.device)
+        queries[row, slot] = value_key
+        start = torch.searchsorted(self.keys, queries, side="left")[row, slot]
+        end = torch.searchsorted(self.keys, queries | 3, side="right")[row, slot]
+        return pairs.index_add_(0, row, ((j - start) * (end - j)).double())
 
 
 def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
@@ -147,138 +250,126 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         pointing_tolerance: a pointing hit may miss the mask by up to this many pixels (Euclidean).
 
     Returns ``SCORES`` keys, ``chance_<score>`` for each (the value a uniform map gets on the same
-    masks), ``valid`` (bool: the map has positive mass) and ``area_<region>`` (pixel fractions).
-    Scores of an invalid map, and region scores whose region is empty, are NaN (count them, never
-    average them as numbers). Ties are shared: pointing and rank accuracy give the expected value under
-    a uniformly random tie break, ROC-AUC counts ties as one half (as sklearn does).
+    masks, whatever the map), ``valid`` (bool: the map has positive mass) and ``area_<region>`` (pixel
+    fractions). Scores of an invalid map, and region scores whose region is empty, are NaN (count them,
+    never average them as numbers). Ties are shared: pointing and rank accuracy give the expected value
+    under a uniformly random tie break, ROC-AUC counts a tie as one half (as sklearn does).
     """
-    sal, prt = _as_batch(saliency, parts)
     if pointing_tolerance < 0:
         raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
-    batch, height, width = sal.shape
-    n = height * width
-    device = sal.device
+    shape = torch.as_tensor(saliency).shape
+    flat_s, flat_parts = _as_batch(saliency, parts)
+    batch, n = flat_s.shape
+    height, width = shape[1], shape[2]
+    device = flat_s.device
     px = _module_px(module_px, batch, device)
-    p, valid = normalized_mass(sal, normalize, signed)
-    masks = region_masks(prt, mask_mode, None if module_px is None else px)
-    flat_p = p.flatten(1)
-    flat_m = {r: m.flatten(1) for r, m in masks.items()}
-    area_px = {r: m.sum(1).to(torch.float64) for r, m in flat_m.items()}
-    area = {r: a / n for r, a in area_px.items()}
+    w, w_max, total = _scored_map(flat_s, normalize, signed)
+    valid = total > 0
+    total = torch.where(valid, total, 1)
+    parts_2d = flat_parts.view(batch, height, width)
+    masks = region_masks(parts_2d, mask_mode, None if module_px is None else px)
     out: dict[str, torch.Tensor] = {}
     chance: dict[str, torch.Tensor] = {}
 
-    # Mass per part id and per region (one bincount over (sample, id) pairs).
-    offsets = torch.arange(batch, device=device)[:, None] * NUM_PARTS
-    ids = (prt.flatten(1).long() + offsets).reshape(-1)
-    part_mass = torch.bincount(ids, weights=flat_p.reshape(-1).double(), minlength=batch * NUM_PARTS)
-    part_area = torch.bincount(ids, minlength=batch * NUM_PARTS).double() / n
-    part_mass, part_area = part_mass.view(batch, NUM_PARTS), part_area.view(batch, NUM_PARTS)
+    # Mass and area per part id: one bincount over (sample, id) pairs.
+    ids = (flat_parts.long() + torch.arange(batch, device=device)[:, None] * NUM_PARTS).view(-1)
+    part_mass = torch.bincount(ids, weights=w.reshape(-1).double(), minlength=batch * NUM_PARTS)
+    part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double()
+    part_mass, part_px = part_mass.view(batch, NUM_PARTS) / total[:, None], part_px.view(batch, NUM_PARTS)
     for i, name in enumerate(PART_NAMES):
-        out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], part_area[:, i]
-    region_mass = {r: (flat_p.double() * m).sum(1) for r, m in flat_m.items()}
+        out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], part_px[:, i] / n
+    region_mass, area_px = {}, {}
+    for r in ("finder", "box"):
+        ids_r = list(REGIONS[r])
+        region_mass[r], area_px[r] = part_mass[:, ids_r].sum(1), part_px[:, ids_r].sum(1)
+    if mask_mode == "standard":
+        region_mass["timing"], area_px["timing"] = part_mass[:, TIMING], part_px[:, TIMING]
+    else:
+        timing = masks["timing"].view(batch, n)
+        region_mass["timing"] = (w * timing).sum(1, dtype=torch.float64) / total
+        area_px["timing"] = timing.sum(1).double()
+    region_mass["structure"] = region_mass["finder"] + region_mass["timing"]
+    area_px["structure"] = area_px["finder"] + area_px["timing"]
+    region_mass["outside"], area_px["outside"] = 1 - region_mass["box"], n - area_px["box"]
+    area = {r: a / n for r, a in area_px.items()}
     for r in REGION_NAMES:
         out[f"mass_{r}"], chance[f"mass_{r}"] = region_mass[r], area[r]
         out[f"lift_{r}"] = _nan_where(region_mass[r] / area[r], area_px[r] == 0)
         chance[f"lift_{r}"] = _nan_where(torch.ones_like(area[r]), area_px[r] == 0)
     for score, r in _MASS_REGION.items():
         empty = area_px[r] == 0
-        value = region_mass["outside"] if score == "bl" else region_mass[r]
-        out[score] = _nan_where(value, empty)
+        out[score] = _nan_where(region_mass["outside"] if score == "bl" else region_mass[r], empty)
         chance[score] = _nan_where(area["outside"] if score == "bl" else area[r], empty)
 
-    # Rank-based scores from one sort of keys = (float32 bits of p << 2) | pixel class. p is in [0, 1],
-    # so its bits are below 2**30 and the key below 2**32; among equal p the class order is irrelevant
-    # because every rank score below treats a run of equal values as one group.
-    pixel_class = torch.full_like(flat_p, _OUTSIDE, dtype=torch.int64)
-    pixel_class[flat_m["box"]] = _BOX_OTHER
-    pixel_class[flat_m["timing"]] = _TIMING
-    pixel_class[flat_m["finder"]] = _FINDER
-    keys = _sorted_keys((flat_p.contiguous().view(torch.int32).long() << 2) | pixel_class)
-    values = (keys >> 2).to(torch.int32).view(torch.float32)
-    cls = keys & 3
-    # Exclusive prefix counts of finder / timing / box pixels in sorted order, packed 21 bits each.
-    packed = ((cls == _FINDER).long() | ((cls == _TIMING).long() << 21) | ((cls != _OUTSIDE).long() << 42))
-    prefix = torch.nn.functional.pad(torch.cumsum(packed, 1), (1, 0))
-    field = (1 << 21) - 1
+    # Rank-based scores from one sort of (value, pixel class) keys. Among equal values the class order
+    # never matters: every score below treats a run of equal values as one group.
+    pixel_class = (masks["box"].to(torch.uint8) + masks["timing"] + 2 * masks["finder"]).view(batch, n)
+    ranked = _Ranked(sorted_keys(_unit_scale(w, w_max), pixel_class))
 
-    def count_below(region: str, position: torch.Tensor) -> torch.Tensor:
-        """Pixels of region among the sorted positions [0, position)."""
-        at = _gather(prefix, position)
-        finder, timing, box = at & field, (at >> 21) & field, at >> 42
-        return {"finder": finder, "timing": timing, "structure": finder + timing, "box": box,
-                "outside": position - box}[region].double()
-
-    positions = torch.arange(n, device=device).expand(batch, n)
-    start_flag = torch.ones_like(values, dtype=torch.bool)
-    start_flag[:, 1:] = values[:, 1:] != values[:, :-1]
-    run_start = torch.cummax(torch.where(start_flag, positions, 0), 1).values  # first index of each run
-
-    def first_at_least(threshold: torch.Tensor) -> torch.Tensor:
-        return torch.searchsorted(values, threshold.float().contiguous(), side="left")
-
-    def first_above(threshold: torch.Tensor) -> torch.Tensor:
-        return torch.searchsorted(values, threshold.float().contiguous(), side="right")
-
-    # The paper's AUCs: thresholds = linear-interpolated quantiles of p (np.quantile's default).
+    # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
+    # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
     q = AUC_QUANTILES.to(device) * (n - 1)
-    lo, frac = q.floor().long(), q - q.floor()
+    lo = q.floor().long()
     hi = torch.clamp(lo + 1, max=n - 1)
-    v_lo, v_hi = values[:, lo].double(), values[:, hi].double()
-    tau = v_lo + (v_hi - v_lo) * frac
-    kept_from = first_at_least(tau)
+    v_lo, v_hi = ranked.values_at(lo.expand(batch, -1)), ranked.values_at(hi.expand(batch, -1))
+    tau = v_lo + (v_hi - v_lo) * (q - lo)
+    tau32 = tau.float()
+    tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.tensor(float("inf"))), tau32)
+    kept_from = ranked.first_at_least(tau32.view(torch.int32).long() << 2)
     kept = (n - kept_from).double()
     for score, r in _AUC_REGION.items():
-        inside = area_px[r][:, None] - count_below(r, kept_from)
+        inside = area_px[r][:, None] - ranked.count_below(r, kept_from)
         empty = area_px["box" if score == "auc_bg" else r] == 0
         out[score] = _nan_where((inside / kept).mean(1), empty)
         chance[score] = _nan_where(area[r], empty)
 
     # Relevance-rank accuracy: share of the |M| highest pixels inside M; the run of values tied at the
-    # cut contributes its in-mask share of the places left.
+    # cut fills the places left with its in-mask share.
     for r in _RANK_REGIONS:
-        k = area_px[r].long()
-        empty = k == 0
-        cut_value = _gather(values, (n - k).clamp(0, n - 1)[:, None])
-        run_lo, run_hi = first_at_least(cut_value), first_above(cut_value)
-        above = (n - run_hi[:, 0]).double()
-        inside_above = area_px[r] - count_below(r, run_hi)[:, 0]
-        run_len = (run_hi - run_lo)[:, 0].double()
-        inside_run = (count_below(r, run_hi) - count_below(r, run_lo))[:, 0]
-        hits = inside_above + (k.double() - above) * inside_run / run_len
-        out[f"rank_{r}"] = _nan_where(hits / k.double(), empty)
-        chance[f"rank_{r}"] = _nan_where(area[r], empty)
+        k = area_px[r].long()[:, None]
+        cut = torch.gather(ranked.keys, 1, (n - k).clamp(0, n - 1)) >> 2 << 2
+        run_lo, run_hi = ranked.first_at_least(cut), ranked.first_above(cut)
+        above = (n - run_hi).double()
+        below_hi = ranked.count_below(r, run_hi)
+        inside_run = below_hi - ranked.count_below(r, run_lo)
+        hits = (area_px[r][:, None] - below_hi) + (k - above) * inside_run / (run_hi - run_lo)
+        out[f"rank_{r}"] = _nan_where(hits[:, 0] / area_px[r], area_px[r] == 0)
+        chance[f"rank_{r}"] = _nan_where(area[r], area_px[r] == 0)
 
-    # ROC-AUC (Mann-Whitney U with mid-ranks): (sum of mid-ranks in M - |M|(|M|+1)/2) / (|M| |not M|).
-    next_start = torch.full_like(positions, n)
-    next_start[:, :-1] = torch.where(start_flag[:, 1:], positions[:, 1:], n)
-    next_start = torch.flip(torch.cummin(torch.flip(next_start, [1]), 1).values, [1])
-    mid_rank = (run_start + next_start + 1).double() / 2
-    for r in _ROC_REGIONS:
+    # ROC-AUC = Mann-Whitney U / (|M| |not M|), ties counting one half. Ties sort by class, complement
+    # first, so sum of M's positions - |M|(|M|-1)/2 counts every tied pair in full; subtract half.
+    position_sums = ranked.position_sums()
+    for r, first_class in (("structure", _TIMING), ("box", _BOX_OTHER)):
         n_pos = area_px[r]
         n_neg = n - n_pos
-        in_region = {"structure": (cls == _FINDER) | (cls == _TIMING), "box": cls != _OUTSIDE}[r]
-        rank_sum = (mid_rank * in_region).sum(1)
+        u_ties_full = position_sums[r] - n_pos * (n_pos - 1) / 2
+        u = u_ties_full - ranked.mixed_run_pairs(first_class) / 2
         degenerate = (n_pos == 0) | (n_neg == 0)
-        out[f"roc_auc_{r}"] = _nan_where((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg), degenerate)
+        out[f"roc_auc_{r}"] = _nan_where(u / (n_pos * n_neg), degenerate)
         chance[f"roc_auc_{r}"] = _nan_where(torch.full_like(n_pos, 0.5), degenerate)
 
     # Pointing game: share of the pixels at the maximum that lie within the tolerance of M.
-    top = flat_p == values[:, -1:]
-    n_top = top.sum(1).double()
+    top_key = ranked.keys[:, -1:] >> 2 << 2
+    top_from = ranked.first_at_least(top_key)
+    n_top = (n - top_from[:, 0]).double()
     for r in _POINTING_REGIONS:
-        near = (flat_m[r] if pointing_tolerance == 0
-                else distance_to(masks[r]).flatten(1) <= pointing_tolerance)
         empty = area_px[r] == 0
-        out[f"pointing_{r}"] = _nan_where((top & near).sum(1).double() / n_top, empty)
-        chance[f"pointing_{r}"] = _nan_where(near.sum(1).double() / n, empty)
+        if pointing_tolerance == 0:
+            hits = area_px[r] - ranked.count_below(r, top_from)[:, 0]
+            near_px = area_px[r]
+        else:
+            near = distance_to(masks[r]).view(batch, n) <= pointing_tolerance
+            top = _unit_scale(w, w_max).contiguous().view(torch.int32).long() << 2 == top_key
+            hits, near_px = (top & near).sum(1).double(), near.sum(1).double()
+        out[f"pointing_{r}"] = _nan_where(hits / n_top, empty)
+        chance[f"pointing_{r}"] = _nan_where(near_px / n, empty)
 
     # Distance to structure: exact EDT, saliency-weighted, over the diagonal and in module pitches.
-    dist = distance_to(masks["structure"]).flatten(1).double()
+    dist = distance_to(masks["structure"]).view(batch, n)
     no_structure = area_px["structure"] == 0
-    dist = torch.where(no_structure[:, None], torch.zeros_like(dist), dist)
-    mean_dist = (flat_p.double() * dist).sum(1)
-    chance_dist = dist.mean(1)
+    dist[no_structure] = 0
+    mean_dist = (w * dist).sum(1, dtype=torch.float64) / total
+    chance_dist = dist.sum(1, dtype=torch.float64) / n
     diagonal = float(np.hypot(height, width))
     out["dts"] = _nan_where(mean_dist / diagonal, no_structure)
     chance["dts"] = _nan_where(chance_dist / diagonal, no_structure)
