@@ -10,11 +10,13 @@ Parquet bytes are deterministic: fixed row-group and shard sizes, no timestamps.
 
 The build is atomic: everything is written into a staging folder inside DIR (which also holds the
 `datasets` cache, so a rebuild really regenerates and nothing lands in ~/.cache), then moved into place
-with `os.replace`, the card last. An interrupted build leaves every existing config as it was.
+with `os.replace`, the card last, under a lock file so that builds into one DIR at once keep each other's
+configs. An interrupted build leaves every existing config as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -27,6 +29,7 @@ import cv2
 import datasets
 import numpy as np
 from datasets.exceptions import DatasetGenerationError
+from huggingface_hub.utils import WeakFileLock
 
 from .card import add_config, is_cambench_card, load_card_data, render_card, sample_figure
 from .features import IMAGE_COLUMNS, features_for
@@ -75,11 +78,12 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
         (staging / "figures").mkdir()
         _write_png(staging / "figures" / f"{config}.png", sample_figure(figure_rows))
         download_size = sum(f.stat().st_size for f in (staging / "data" / config).iterdir())
-        card_data = load_card_data(out / "README.md")
-        settings = {"seed": seed, "image_size": image_size}
-        add_config(card_data, config, split_sizes, download_size, build=settings)
-        (staging / "README.md").write_text(render_card(card_data), encoding="utf-8")
-        _move_into_place(staging, out, config)
+        with WeakFileLock(_lock_path(out)):
+            card_data = load_card_data(out / "README.md")
+            settings = {"seed": seed, "image_size": image_size}
+            add_config(card_data, config, split_sizes, download_size, build=settings)
+            (staging / "README.md").write_text(render_card(card_data), encoding="utf-8")
+            _move_into_place(staging, out, config)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if push:
@@ -183,6 +187,12 @@ def _figure_rows(ds: datasets.Dataset) -> list[dict]:
     negatives = [i for i, y in enumerate(labels) if y == 0][:FIGURE_SAMPLES - len(qr)]
     rows = [ds[i] for i in qr + negatives]
     return [{**row, **{col: np.asarray(row[col]) for col in IMAGE_COLUMNS}} for row in rows]
+
+
+def _lock_path(out: Path) -> Path:
+    """A lock file per output folder, kept outside it (in the system temp folder) so DIR stays clean."""
+    digest = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"cambench-qr-build-{digest}.lock"
 
 
 def _move_into_place(staging: Path, out: Path, config: str) -> None:
