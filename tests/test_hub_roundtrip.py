@@ -55,50 +55,40 @@ def run_client(server: HubServer, tmp_path: Path, code: str, *args: str) -> subp
 
 def test_dataset_two_configs_push_and_load_back(hub_server, tmp_path):
     code = """
-    import sys, numpy as np
+    import sys
     from pathlib import Path
-    import datasets
-    from datasets import Dataset, DatasetDict, load_dataset, get_dataset_config_names
+    import numpy as np
+    from datasets import load_dataset, get_dataset_config_names
     from huggingface_hub import HfApi
-    from PIL import Image
-    from cambench_qr.hub_cards import HubRoot, push
+    from cambench_qr.dataset_builder import build_dataset
+    from cambench_qr.hub_cards import HubRoot, push, write_eval_yaml
 
     hub = HubRoot(Path(sys.argv[1]), "alice")
     folder = hub.dataset_dir
-    configs = {"standard": 0, "blur": 100}
-    for cfg, base in configs.items():
-        for split, n in (("train", 4), ("test", 3)):
-            rows = {"id": [f"{cfg}/{split}/{i:06d}" for i in range(n)],
-                    "image": [Image.fromarray(np.full((16, 16, 3), base + i, np.uint8)) for i in range(n)],
-                    "parts": [Image.fromarray(np.full((16, 16), i % 10, np.uint8), "L") for i in range(n)],
-                    "label": [i % 2 for i in range(n)]}
-            features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
-                                          "parts": datasets.Image(),
-                                          "label": datasets.ClassLabel(names=["non_qr", "qr"])})
-            out = folder / "data" / cfg / f"{split}-00000-of-00001.parquet"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            Dataset.from_dict(rows, features=features).to_parquet(str(out))
-    yaml_configs = "".join(
-        f"- config_name: {c}\\n  data_files:\\n  - split: train\\n    path: data/{c}/train-*\\n"
-        f"  - split: test\\n    path: data/{c}/test-*\\n" + ("  default: true\\n" if c == "standard" else "")
-        for c in configs)
-    (folder / "README.md").write_text(f"---\\nlicense: cc-by-4.0\\nconfigs:\\n{yaml_configs}---\\n# data\\n")
+    configs = {"standard": (6, 4), "blur": (0, 5)}
+    for cfg, (num_train, num_test) in configs.items():
+        build_dataset(cfg, folder, num_train=num_train, num_test=num_test, image_size=64, quiet=True)
+    write_eval_yaml(folder, ["gradcam"])
 
     results = push(hub, "dataset", quiet=True)
     assert [r.ok for r in results] == [True], [r.line() for r in results]
     assert sorted(get_dataset_config_names("alice/cambench-qr")) == ["blur", "standard"]
-    for cfg in configs:
+    for cfg, sizes in configs.items():
         remote = load_dataset("alice/cambench-qr", cfg)
         local = load_dataset(str(folder), cfg)
-        for split in ("train", "test"):
+        assert [remote[s].num_rows for s in ("train", "test") if s in remote] == [n for n in sizes if n]
+        for split in remote:
             assert remote[split].features == local[split].features
-            assert remote[split]["id"] == local[split]["id"]
-            for a, b in zip(remote[split], local[split]):
-                assert np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
-                assert np.array_equal(np.asarray(a["parts"]), np.asarray(b["parts"]))
-    assert np.asarray(load_dataset("alice/cambench-qr", "blur", split="test")[2]["image"])[0, 0, 0] == 102
-
+            for a, b in zip(remote[split], local[split], strict=True):
+                assert a.keys() == b.keys() and a["id"] == b["id"]
+                for key in a:
+                    if key in ("image", "parts", "occluded"):
+                        assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+                    else:
+                        assert a[key] == b[key], key
+    assert set(load_dataset("alice/cambench-qr", "blur", split="test")["severity"]) <= {1, 2, 3, 4, 5}
     api = HfApi()
+    assert "eval.yaml" in api.list_repo_files("alice/cambench-qr", repo_type="dataset")
     n_commits = len(api.list_repo_commits("alice/cambench-qr", repo_type="dataset"))
     again = push(hub, "dataset", quiet=True)
     assert again[0].ok, again[0].line()
@@ -167,44 +157,28 @@ def test_model_and_card_push_and_load_back(hub_server, tmp_path):
 
 def test_metric_space_push_and_evaluate_load(hub_server, tmp_path):
     code = """
-    import sys
+    import json, sys
     from pathlib import Path
     import evaluate
+    import numpy as np
     from cambench_qr.hub_cards import HubRoot, push, write_metric_space
+    from cambench_qr.metrics import EVALUATE_MODULE
 
-    module = Path(sys.argv[2])
     hub = HubRoot(Path(sys.argv[1]), "alice")
-    write_metric_space(module, hub.metric_dir)
+    write_metric_space(EVALUATE_MODULE, hub.metric_dir)
     results = push(hub, "metric", quiet=True)
     assert [r.ok for r in results] == [True], [r.line() for r in results]
-    local = evaluate.load(str(module)).compute(**INPUTS)
-    remote = evaluate.load("alice/cambench_structure").compute(**INPUTS)
-    assert remote == local, (remote, local)
-    print("OK", remote)
+    parts = np.zeros((2, 4, 4), np.uint8)
+    parts[:, :2, :2] = 2  # a 2x2 finder
+    saliency = np.zeros((2, 4, 4), np.float32)
+    saliency[:, 0, 0] = 3
+    saliency[:, 3, 3] = 1
+    local = evaluate.load(EVALUATE_MODULE).compute(saliency=saliency, parts=parts)
+    remote = evaluate.load("alice/cambench_structure").compute(saliency=saliency, parts=parts)
+    assert json.dumps(remote, sort_keys=True) == json.dumps(local, sort_keys=True)
+    print("OK", round(remote["fmr"], 4))
     """
-    module = tmp_path / "cambench_structure"
-    module.mkdir()
-    (module / "cambench_structure.py").write_text(
-        textwrap.dedent("""
-        import datasets
-        import evaluate
-
-        class CambenchStructure(evaluate.Metric):
-            def _info(self):
-                return evaluate.MetricInfo(description="mass in the mask", citation="", inputs_description="",
-                    features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float32")),
-                                                "references": datasets.Sequence(datasets.Value("int32"))}))
-
-            def _compute(self, predictions, references):
-                pairs = zip(predictions, references)
-                mass = [sum(p for p, r in zip(ps, rs) if r) / sum(ps) for ps, rs in pairs]
-                return {"fmr": sum(mass) / len(mass)}
-        """)
-    )
-    (module / "README.md").write_text("---\ntitle: cambench_structure\nsdk: gradio\n---\n# m\n")
-    inputs = "INPUTS = dict(predictions=[[1.0, 3.0], [2.0, 2.0]], references=[[0, 1], [1, 0]])\n"
-    code = inputs + textwrap.dedent(code)
-    proc = run_client(hub_server, tmp_path, code, str(tmp_path / "hub"), str(module))
-    assert proc.stdout.strip().splitlines()[-1] == "OK {'fmr': 0.625}"  # (3/4 + 2/4) / 2
+    proc = run_client(hub_server, tmp_path, code, str(tmp_path / "hub"))
+    assert proc.stdout.strip().splitlines()[-1] == "OK 0.75"  # 3 of the 4 units of mass on the finder
     script_url = "/spaces/alice/cambench_structure/resolve/main/cambench_structure.py"
     assert ("GET", script_url) in hub_server.requests
