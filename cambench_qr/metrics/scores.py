@@ -25,7 +25,7 @@ AUC_QUANTILES = torch.linspace(0.0, 0.99, 31, dtype=torch.float64)  # the paper'
 # name -> (formula, direction). "higher"/"lower" is better; "-" is descriptive.
 SCORES: dict[str, tuple[str, str]] = {
     **{f"mass_{name}": (f"sum(p over part {i} '{name}')", "-") for i, name in enumerate(PART_NAMES)},
-    **{f"mass_{r}": (f"sum(p over region {r})", "-") for r in REGION_NAMES},
+    **{f"mass_{r}": (f"sum(p over region {r})", "-") for r in REGION_NAMES},  # finder, timing: the regions
     **{f"lift_{r}": (f"mass_{r} / area_{r} (uniform map = 1)", "higher" if r != "outside" else "lower")
        for r in REGION_NAMES},
     "fmr": ("finder mass ratio sum(p * M_finder)", "higher"),
@@ -387,3 +387,12 @@ def scores_to_lists(scores: dict[str, torch.Tensor], names: Sequence[str] | None
                     ) -> dict[str, list]:
     """Per-sample scores as plain Python lists (NaN kept), e.g. for a parquet column or JSON."""
     return {k: v.tolist() for k, v in scores.items() if names is None or k in names}
+
+
+def score_table_markdown() -> str:
+    """Every score with its formula and direction, as markdown (for the metric card)."""
+    rows = ["| score | formula | better |", "|---|---|---|"]
+    for name, (formula, direction) in SCORES.items():
+        cell = formula.replace("|", "\\|")
+        rows.append(f"| `{name}` | {cell} | {direction if direction != '-' else 'descriptive'} |")
+    return "\n".join(rows)
