@@ -19,26 +19,40 @@ def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build a dataset config into a Hub-layout folder")
     p.add_argument("--config", required=True, help="config name, e.g. standard, paper, blur")
     p.add_argument("--out", required=True, help="dataset folder; configs already in it are kept")
-    p.add_argument("--num-train", type=int, default=1200, help="train rows (default 1200)")
+    p.add_argument("--num-train", type=int, default=None,
+                   help="train rows (default 1200; 0 for the test-only configs interventions and real)")
     p.add_argument("--num-test", type=int, default=600, help="test rows (default 600)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--image-size", type=int, default=None, help="canvas side, px (default: the config's)")
     p.add_argument("--push", metavar="REPO_ID", default=None, help="also upload DIR to this Hub dataset repo")
+    p.add_argument("--photos", default=None, help="config real: folder of photos with manifest.csv")
     p.set_defaults(handler=_run_build)
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from .dataset_builder.build import build_dataset
+    from .dataset_builder.build import TEST_ONLY_CONFIGS, build_dataset
     from .dataset_builder.publish import PushError
+    from .dataset_builder.real import build_real
 
+    if (args.config == "real") != (args.photos is not None):
+        raise UsageError("--photos DIR goes with --config real, and only with it")
+    num_train = args.num_train
+    if num_train is None:
+        num_train = 0 if args.config in TEST_ONLY_CONFIGS else 1200
     try:
-        out = build_dataset(args.config, args.out, num_train=args.num_train, num_test=args.num_test,
-                            seed=args.seed, num_proc=args.num_proc, image_size=args.image_size,
-                            quiet=args.quiet, push=args.push)
+        if args.config == "real":
+            out, n, skipped = build_real(args.photos, args.out, num_proc=args.num_proc, quiet=args.quiet,
+                                         push=args.push)
+            print(f"built real ({n} test rows, one per decoded photo; {skipped} photos not decoded, skipped) "
+                  f"into {out}")
+        else:
+            out = build_dataset(args.config, args.out, num_train=num_train, num_test=args.num_test,
+                                seed=args.seed, num_proc=args.num_proc, image_size=args.image_size,
+                                quiet=args.quiet, push=args.push)
+            print(f"built {args.config} ({num_train} train, {args.num_test} test rows) into {out}")
     except PushError as exc:
         raise UsageError(str(exc)) from None
-    print(f"built {args.config} ({args.num_train} train, {args.num_test} test rows) into {out}")
     if args.push:
         print(f"pushed {out} to the Hub dataset repo {args.push}")
     return 0
@@ -56,6 +70,21 @@ def _run_train(args: argparse.Namespace) -> int:
     from .harness.train import run_from_args
 
     print(f"trained model written to {run_from_args(args)}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    from .harness.options import add_evaluate_arguments
+
+    p = sub.add_parser("evaluate", help="score a trained model's CAMs on dataset configs (parquet + summary)")
+    add_evaluate_arguments(p)
+    p.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .harness.evaluate import run_from_args
+
+    print(f"evaluation results written to {run_from_args(args)}")
     return 0
 
 
@@ -103,7 +132,7 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
 
 
 # Each room's subcommand is one `_add_<name>(sub)` function below that sets `handler`; list it here.
-COMMANDS: tuple = (_add_build, _add_train, _add_push, _add_leaderboard,)
+COMMANDS: tuple = (_add_build, _add_train, _add_evaluate, _add_push, _add_leaderboard,)
 
 
 def build_parser() -> argparse.ArgumentParser:
