@@ -97,6 +97,18 @@ def test_auto_version_and_mask_match_qrcode():
         assert penalty(modules) == lost_point(qr.modules)
 
 
+def test_penalty_equals_qrcode_lost_point_on_random_matrices():
+    rng = np.random.default_rng(2)
+    for trial in range(60):
+        n = int(rng.choice([21, 25, 33, 57]))
+        matrix = rng.random((n, n)) < rng.uniform(0.2, 0.8)
+        if trial % 3 == 0:
+            matrix[:, :9] = False  # long runs
+        assert penalty(matrix) == lost_point(matrix.tolist())
+    stack = rng.random((8, 21, 21)) < 0.5
+    np.testing.assert_array_equal(penalty(stack), [lost_point(m.tolist()) for m in stack])
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="version"):
         part_map(41)

@@ -204,37 +204,37 @@ def _mask_stack(version: int) -> np.ndarray:
     return stack
 
 
-_FINDER_LIKE = (0b00001011101, 0b10111010000)  # 1:1:3:1:1 with 4 light modules after / before
+_FINDER_LIKE = (0b10111010000, 0b00001011101)  # 1:1:3:1:1 then 4 light modules, and its mirror
 
 
 def penalty(modules: np.ndarray) -> np.ndarray:
     """The mask-selection penalty exactly as the ``qrcode`` library scores it (lower is better), for one
-    N x N matrix or a (K, N, N) stack (returns shape () or (K,)): each run of >= 5 same-coloured modules
-    in a row or column costs length - 2; each uniform 2x2 block 3; each 11-module window reading
-    1011101 0000 or 0000 1011101 (a finder-like 1:1:3:1:1 with a light margin) 40; and 10 per full 5% of
-    dark-module share away from 50%."""
-    m = np.asarray(modules, dtype=np.int8)
-    k, n = (1, m.shape[0]) if m.ndim == 2 else m.shape[:2]
-    m = m.reshape(k, n, n)
-    lines = np.concatenate([m, m.transpose(0, 2, 1)], axis=1)  # (K, 2N, N): rows then columns
-    padded = np.full((k, 2 * n, n + 1), 2, np.int8)  # a sentinel ends every line
-    padded[..., :n] = lines
-    flat = padded.ravel()
-    starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
-    lengths = np.diff(np.append(starts, flat.size))
-    keep = (lengths >= 5) & (flat[starts] != 2)
-    points = np.bincount(starts[keep] // (2 * n * (n + 1)), weights=lengths[keep] - 2, minlength=k)
-    block = (m[:, :-1, :-1] == m[:, 1:, :-1]) & (m[:, :-1, :-1] == m[:, :-1, 1:]) & (
-        m[:, :-1, :-1] == m[:, 1:, 1:])
-    points += 3 * block.sum((1, 2))
-    codes = np.zeros((k, 2 * n, n - 10), np.int32)
+    N x N matrix or a (K, N, N) stack (returns shape () or (K,)): each run of L >= 5 same-coloured
+    modules in a row or column costs L - 2; each uniform 2x2 block 3; each 11-module window reading
+    1011101 0000 or its mirror (a finder-like 1:1:3:1:1 with a light margin) 40; and 10 per full 5% of
+    dark-module share away from 50%.
+
+    Runs: with ``e5`` = windows of 5 equal modules, a run of length L holds L - 4 of them and starts one
+    where the previous window is not uniform, so the run cost is ``sum(e5) + 2 * #starts``."""
+    m = np.asarray(modules, dtype=bool)
+    stack = m.reshape(-1, *m.shape[-2:])
+    n = stack.shape[1]
+    lines = np.concatenate([stack, stack.transpose(0, 2, 1)], axis=1)  # (K, 2N, N): rows then columns
+    same = lines[..., 1:] == lines[..., :-1]
+    e5 = same[..., :-3] & same[..., 1:-2] & same[..., 2:-1] & same[..., 3:]
+    starts = e5[..., 0].sum(1) + (e5[..., 1:] & ~e5[..., :-1]).sum((1, 2))
+    points = e5.sum((1, 2)) + 2 * starts
+    across = same[:, :n, :]  # (K, N, N - 1): module (r, c + 1) equals (r, c)
+    down = stack[:, 1:, :] == stack[:, :-1, :]  # (K, N - 1, N): module (r + 1, c) equals (r, c)
+    points += 3 * (across[:, :-1, :] & across[:, 1:, :] & down[:, :, :-1]).sum((1, 2))
+    codes = np.zeros(lines[..., 10:].shape, np.int16)  # each 11-module window read as a binary number
     for bit in range(11):
-        codes |= lines[..., bit:bit + n - 10].astype(np.int32) << (10 - bit)
+        codes |= lines[..., bit:n - 10 + bit].astype(np.int16) << (10 - bit)
     points += 40 * ((codes == _FINDER_LIKE[0]) | (codes == _FINDER_LIKE[1])).sum((1, 2))
-    dark_percent = m.sum((1, 2)) * 100.0 / (n * n)
+    dark_percent = stack.sum((1, 2)) * 100.0 / (n * n)
     points += 10 * (np.abs(dark_percent - 50) / 5).astype(np.int64)
     points = points.astype(np.int64)
-    return points[0] if modules.ndim == 2 else points
+    return points[0] if m.ndim == 2 else points
 
 
 # --- the encoder -------------------------------------------------------------------------------------------
@@ -409,6 +409,14 @@ def _function_modules(version: int) -> np.ndarray:
     return modules
 
 
+@cache
+def _info_modules(version: int) -> np.ndarray:
+    """Format information (incl. the dark module) and version information modules."""
+    info = np.isin(part_map(version), (FORMAT_INFO, VERSION_INFO))
+    info.flags.writeable = False
+    return info
+
+
 def encode(payload: str, version: int | None = None, ecc: str = "M",
            mask_pattern: int | None = None) -> tuple[np.ndarray, int, str, int]:
     """Encode ``payload`` as one segment in ``payload_mode(payload)``; returns (modules N x N bool, dark =
@@ -439,8 +447,7 @@ def encode(payload: str, version: int | None = None, ecc: str = "M",
     unmasked[rows[:len(bits)], cols[:len(bits)]] = bits.astype(bool)  # remainder bits stay light
     masks = _mask_stack(version)
     if mask_pattern is None:
-        info = np.isin(part_map(version), (FORMAT_INFO, VERSION_INFO))  # incl. the dark module
-        candidates = (unmasked[None] ^ masks) & ~info  # qrcode scores with format/version info light
+        candidates = (unmasked[None] ^ masks) & ~_info_modules(version)  # qrcode scores them light
         mask_pattern = int(np.argmin(penalty(candidates)))
     modules = unmasked ^ masks[mask_pattern]
     word = bch_format_bits(ecc, mask_pattern)

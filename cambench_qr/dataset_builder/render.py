@@ -130,8 +130,8 @@ def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int], factor: int = 
 
 def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarray, ink_rgb: np.ndarray,
               factor: int = 1) -> np.ndarray:
-    """Draw ``grid`` onto ``canvas`` (uint8 HxWx3, modified in place) through module->canvas homography
-    ``h`` and return its label map (``warp_labels``).
+    """Draw ``grid`` onto ``canvas`` (uint8 HxWx3 with RGB colours, or HxW with gray levels; modified in
+    place) through module->canvas homography ``h`` and return its label map (``warp_labels``).
 
     Cell colour = ``paper + ink (ink_colour - paper)``. The grid is upsampled ``factor`` x (nearest) and
     sampled bilinearly (``grid.smooth``; pick ``factor`` >= the module pitch so edges anti-alias over
@@ -140,7 +140,8 @@ def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarr
     """
     _check_grid(grid, factor)
     paper = np.asarray(paper_rgb, np.float32)
-    colours = paper + grid.ink[..., None] * (np.asarray(ink_rgb, np.float32) - paper)
+    ink = grid.ink if canvas.ndim == 2 else grid.ink[..., None]
+    colours = paper + ink * (np.asarray(ink_rgb, np.float32) - paper)
     source = _upsample(np.clip(np.rint(colours), 0, 255).astype(np.uint8), factor)
     m = opencv_matrix(h, grid.margin, factor)
     cv2.warpPerspective(source, m, (canvas.shape[1], canvas.shape[0]), dst=canvas,
@@ -169,11 +170,6 @@ def paste_labels(parts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Write ``labels`` into ``parts`` wherever they are non-zero (an object's footprint)."""
     np.copyto(parts, labels, where=labels > 0)
     return parts
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Round and clip a float image to uint8."""
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 def _centred_outline(grid: Grid, warp: np.ndarray) -> np.ndarray:

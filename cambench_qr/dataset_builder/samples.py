@@ -24,13 +24,15 @@ Configs:
   {-15,-5,0,5,15}, rotation {0,+-5,+-10} deg (nearest, fill 255), perspective p = 0.3 with corner jitter
   0.12, Gaussian blur k {0,1,3,3}, horizontal motion blur p = 0.2 (k in {5,7,9}), a white occluding
   square p = 0.25; negatives: their 280 px checkerboards and rectangles. Native size (no resizing).
-  Rotation and perspective are composed into one homography, so the part map is exact.
+  Rotation and perspective are composed into one homography, so the part map is exact. Drawn in
+  uint8 grayscale (theirs: float32, truncated at the end), then replicated to RGB.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -62,7 +64,6 @@ from cambench_qr.dataset_builder.render import (
     qr_grid,
     scaling,
     symbol_corners,
-    to_uint8,
     translation,
 )
 from cambench_qr.parts import DISTRACTOR
@@ -154,8 +155,12 @@ def _add_distractors(rng: np.random.Generator, canvas: np.ndarray, parts: np.nda
 
 
 def standard_sample(seed: int, is_qr: bool, image_size: int, distortion: str = "none",
-                    severity: int = 0, quiet_zone: int = QUIET_ZONE) -> dict:
-    """A ``standard`` row (clean when ``distortion == "none"``), or one of a distortion family."""
+                    severity: int = 0, quiet_zone: int = QUIET_ZONE,
+                    edit_grid: Callable[[Grid], Grid] | None = None) -> dict:
+    """A ``standard`` row (clean when ``distortion == "none"``), or one of a distortion family.
+
+    ``edit_grid`` (QR rows only) changes the symbol's grid (ink of modules and quiet zone, not its size)
+    before it is drawn, with every random draw and the homography unchanged: the ``interventions`` config."""
     rng = np.random.default_rng(seed)
     size = (image_size, image_size)
     background = BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
@@ -165,6 +170,8 @@ def standard_sample(seed: int, is_qr: bool, image_size: int, distortion: str = "
         payload = payload_for_version(rng, version, ecc)
         modules, version, ecc, mask = encode(payload, None, ecc, mask)
         grid = qr_grid(modules, part_map(version), quiet_zone)
+        if edit_grid is not None:
+            grid = edit_grid(grid)
         kind = None
     else:
         kind = NEGATIVE_KINDS[int(rng.integers(len(NEGATIVE_KINDS)))]
@@ -234,7 +241,7 @@ def paper_sample(seed: int, is_qr: bool) -> dict:
     rng = np.random.default_rng(seed)
     if not is_qr:
         gray, parts, kind = paper_negative(rng)
-        return _row(np.repeat(gray[..., None], 3, 2), parts, np.zeros_like(parts), label=0,
+        return _row(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), parts, np.zeros_like(parts), label=0,
                     negative_kind=kind, background="white", distortion="none", severity=None)
     modules, version, ecc, mask, payload = _paper_qr_matrix(rng)
     scale = _choice(rng, PAPER_SCALES)
@@ -259,11 +266,9 @@ def paper_sample(seed: int, is_qr: bool) -> dict:
     grid = qr_grid(modules, part_map(version), 0)
     grid = Grid(grid.ink, grid.labels, 0, smooth=False)
     # Contrast and brightness act before the warps in their code, so the exposed fill stays 255.
-    canvas = np.full((side, side, 3), 255, np.uint8)
+    canvas = np.full((side, side), 255, np.uint8)
     paper = np.clip(light * contrast + brightness, 0, 255)
-    ink = np.clip(brightness, 0, 255)
-    parts = draw_grid(canvas, grid, h, np.full(3, paper), np.full(3, ink), scale)
-    canvas = canvas.astype(np.float32)
+    parts = draw_grid(canvas, grid, h, paper, np.clip(brightness, 0, 255), scale)
     applied = ["contrast"] if (contrast, brightness) != (1.0, 0) else []
     applied += ["rotation"] * bool(angle) + ["perspective"] * perspective
     if blur > 1:  # ksize 1 is their no-op 1x1 kernel; 2 and 3 both mean 3x3
@@ -271,9 +276,7 @@ def paper_sample(seed: int, is_qr: bool) -> dict:
         applied.append("blur")
     if motion:
         k = _choice(rng, (5, 7, 9))
-        kernel = np.zeros((k, k), np.float32)
-        kernel[k // 2, :] = 1.0 / k
-        canvas = cv2.filter2D(canvas, -1, kernel)
+        canvas = cv2.blur(canvas, (k, 1), borderType=cv2.BORDER_REFLECT_101)  # their one-row k x k kernel
         applied.append("motion_blur")
     occluded = np.zeros((side, side), np.uint8)
     if occlude:
@@ -282,9 +285,9 @@ def paper_sample(seed: int, is_qr: bool) -> dict:
         canvas[y0:y0 + s, x0:x0 + s] = 255
         occluded[y0:y0 + s, x0:x0 + s] = 255
         applied.append("occlusion")
-    image = to_uint8(canvas)
-    return _row(image, parts, occluded, distortion="+".join(applied) or "none", severity=None,
-                background="white", **_qr_columns(image, h, version, ecc, mask, payload))
+    columns = _qr_columns(canvas, h, version, ecc, mask, payload)  # zxing reads the gray plane itself
+    return _row(cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB), parts, occluded,
+                distortion="+".join(applied) or "none", severity=None, background="white", **columns)
 
 
 def make_sample(config: str, seed: int, is_qr: bool, severity: int = 0,
