@@ -33,8 +33,13 @@ from huggingface_hub.utils import WeakFileLock
 
 from .card import add_config, is_cambench_card, load_card_data, render_card, sample_figure
 from .features import IMAGE_COLUMNS, features_for
+from .interventions import interventions_row
 from .publish import PushError, check_push_ready, push_dataset
 from .samples import CONFIG_NAMES, SPLITS, generate_row
+
+# Test-only configs besides those `generate_row` makes; `real` is built from photos (`real.build_real`).
+TEST_ONLY_CONFIGS: tuple[str, ...] = ("interventions", "real")
+ALL_CONFIGS: tuple[str, ...] = (*CONFIG_NAMES, *TEST_ONLY_CONFIGS)
 
 RowFn = Callable[..., dict]
 
@@ -50,13 +55,19 @@ FIGURE_SAMPLES = 6  # rows shown in the card figure
 
 def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test: int, seed: int = 0,
                   num_proc: int = 1, image_size: int | None = None, quiet: bool = False,
-                  push: str | None = None, row_fn: RowFn = generate_row) -> Path:
+                  push: str | None = None, row_fn: RowFn | None = None) -> Path:
     """Generate `config` (`num_train` + `num_test` rows) into `out_dir`, keeping the configs already there.
 
-    `row_fn(config, split, index, seed, image_size=...)` makes one row (numpy images + scalar columns);
+    `row_fn(config, split, index, seed, image_size=...)` makes one row (numpy images + scalar columns;
+    default: `interventions_row` for `interventions`, else `generate_row`);
     `push`, a repo id, also uploads the folder to the Hub afterwards. Returns the folder.
     """
     _check_arguments(config, num_train, num_test, seed, num_proc)
+    if row_fn is None:
+        if config == "real":
+            raise ValueError("the real config is built from a folder of photos: "
+                             "`cambench-qr build --config real --photos DIR` (real.build_real)")
+        row_fn = interventions_row if config == "interventions" else generate_row
     sizes = {split: n for split, n in zip(SPLITS, (num_train, num_test), strict=True) if n > 0}
     row_fn(config, next(iter(sizes)), 0, seed, image_size=image_size)  # the row's own checks, before any I/O
     out = Path(out_dir)
@@ -95,8 +106,10 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
 
 
 def _check_arguments(config: str, num_train: int, num_test: int, seed: int, num_proc: int) -> None:
-    if config not in CONFIG_NAMES:
-        raise ValueError(f"unknown config {config!r}; choose one of: {', '.join(CONFIG_NAMES)}")
+    if config not in ALL_CONFIGS:
+        raise ValueError(f"unknown config {config!r}; choose one of: {', '.join(ALL_CONFIGS)}")
+    if config in TEST_ONLY_CONFIGS and num_train:
+        raise ValueError(f"the {config} config has a test split only; pass num_train=0 (--num-train 0)")
     for name, value in (("num_train", num_train), ("num_test", num_test), ("seed", seed)):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

@@ -49,6 +49,8 @@ CONFIG_DESCRIPTIONS: dict[str, str] = {
     "paper": "the authors' generator (arXiv 2509.16745) reproduced faithfully, with correct masks",
     "interventions": "standard test QR codes re-rendered with one part's modules randomised, each paired "
     "with its original (FunnyBirds-style causal ground truth)",
+    "real": "photographs of QR codes (test only, built from a folder of photos), part maps from the decoder "
+    "corner points through a homography",
 }
 
 
@@ -222,8 +224,11 @@ def sample_figure(samples: list[dict], tile: int = 160) -> np.ndarray:
 
 
 def _caption(row: dict) -> tuple[str, str]:
-    """Two caption lines: what the sample is, and its distortion."""
-    what = f"QR v{row['version']} {row['ecc']}" if row["label"] == 1 else f"non-QR {row['negative_kind']}"
+    """Two caption lines: what the sample is, and its distortion (or intervention)."""
+    ecc = f" {row['ecc']}" if row["ecc"] else ""
+    what = f"QR v{row['version']}{ecc}" if row["label"] == 1 else f"non-QR {row['negative_kind']}"
+    if row.get("intervention"):
+        return what, f"intervention: {row['intervention']}"
     severity = f" s{row['severity']}" if row["severity"] else ""
     return what, f"{row['distortion']}{severity}"
 

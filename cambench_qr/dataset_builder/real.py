@@ -1,0 +1,155 @@
+"""The ``real`` config: photographs of QR codes with part maps from the decoder's corner points.
+
+Input: a folder holding ``manifest.csv`` (columns ``file``, ``decoded``, ``corners``, ``version``,
+``expected_text`` at least; the format of ``shared/realqr``) and the photos it names. Photos whose
+``decoded`` is not ``True`` are skipped and counted. One ``test`` row per decoded photo, in manifest order.
+
+Part map. ``corners`` are zxing-cpp's ``position``: the symbol's outer corners (module coordinates
+``(0, 0), (N, 0), (N, N), (0, N)``, no quiet zone) in continuous pixel coordinates, ordered top-left,
+top-right, bottom-right, bottom-left in the symbol's own frame (the first is at the top-left finder, even
+when the code is rotated). Checked on synthetic renders, where the corners are known exactly: zxing-cpp's
+four points sit 0.003 +- 0.1 modules from them (60 codes). The homography ``H`` taking those four module
+corners onto the four points maps the version's module-space part map (``geometry.part_map``, with a
+``QUIET_ZONE``-module quiet zone) onto the photo with the renderer's own label warp
+(``render.warp_labels``: nearest neighbour at the inverse image of every pixel centre). The decoder's
+corners are estimates, not hand labels, and a curved or wrinkled support is not a plane: the map is as
+good as a 4-point homography can be.
+
+Row columns: ``id`` ``real/test/<photo file stem>``, ``image`` the photo as RGB (native size), ``label``
+``qr``, ``corners``, ``version``, ``payload`` the decoded text, ``module_px`` from the corners,
+``decodable`` True (the manifest's decoder read it), ``distortion`` ``none`` and ``severity`` 0 (no
+synthetic distortion was applied; the photo's own blur and lighting are what they are), ``background``
+``photo``, ``source`` ``real``; ``ecc``, ``mask_pattern``, ``negative_kind`` and ``seed`` are null.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cambench_qr.dataset_builder.build import build_dataset
+from cambench_qr.dataset_builder.geometry import check_version, part_map, symbol_size
+from cambench_qr.dataset_builder.render import mean_module_pitch, qr_grid, quad_homography, warp_labels
+from cambench_qr.dataset_builder.samples import QUIET_ZONE
+
+CONFIG = "real"
+SPLIT = "test"
+MANIFEST = "manifest.csv"
+REQUIRED_COLUMNS = ("file", "decoded", "corners", "version", "expected_text")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One decoded manifest entry: photo path, symbol corners (4, 2) TL, TR, BR, BL, version, text."""
+
+    path: Path
+    corners: tuple[tuple[float, float], ...]
+    version: int
+    payload: str
+
+
+def read_manifest(folder: str | Path) -> tuple[tuple[Photo, ...], int]:
+    """The decoded photos of ``folder/manifest.csv`` in manifest order, and how many were skipped (not
+    decoded). ValueError names a missing folder, manifest, column or photo, or a malformed entry."""
+    folder = Path(folder).resolve()
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise ValueError(f"no {MANIFEST} in {folder}: the real config needs a folder of photos and its "
+                         f"manifest")
+    with manifest.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{manifest} lacks column(s) {', '.join(missing)}")
+        entries = list(reader)
+    photos = tuple(_photo(folder, entry, line) for line, entry in enumerate(entries, start=2)
+                   if entry["decoded"].strip() == "True")
+    return photos, len(entries) - len(photos)
+
+
+def _photo(folder: Path, entry: dict, line: int) -> Photo:
+    where = f"{folder / MANIFEST} line {line} ({entry['file']})"
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise ValueError(f"{where}: photo not found")
+    try:
+        corners = np.array(json.loads(entry["corners"]), dtype=np.float64)
+        version = check_version(int(entry["version"]))
+    except ValueError as exc:
+        raise ValueError(f"{where}: decoded but {exc}") from None
+    if corners.shape != (4, 2):
+        raise ValueError(f"{where}: corners must be 4 [x, y] points, got shape {corners.shape}")
+    return Photo(path, tuple(map(tuple, corners.tolist())), version, entry["expected_text"])
+
+
+def symbol_homography(corners: np.ndarray, version: int) -> np.ndarray:
+    """Module -> pixel homography taking ``(0, 0), (N, 0), (N, N), (0, N)`` onto ``corners`` (TL, TR, BR,
+    BL), ``N = 4 version + 17``."""
+    n = symbol_size(version)
+    return quad_homography(np.array([[0, 0], [n, 0], [n, n], [0, n]], np.float64), np.asarray(corners))
+
+
+def photo_parts(corners: np.ndarray, version: int, size: tuple[int, int]) -> np.ndarray:
+    """The part map (uint8, ``size`` = (height, width)) of a version-``version`` symbol with the given
+    corners and a ``QUIET_ZONE``-module quiet zone; pixels outside are background (0)."""
+    n = symbol_size(version)
+    grid = qr_grid(np.zeros((n, n), bool), part_map(version), QUIET_ZONE)
+    return warp_labels(grid, symbol_homography(corners, version), size)
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """The photo at ``path`` as an (H, W, 3) uint8 RGB array (ValueError if it cannot be read)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read image {path}")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def photo_row(photo: Photo) -> dict:
+    """The ``real`` row of one decoded photo (see the module docstring)."""
+    image = load_rgb(photo.path)
+    corners = np.array(photo.corners)
+    n = symbol_size(photo.version)
+    parts = photo_parts(corners, photo.version, image.shape[:2])
+    return {"id": f"{CONFIG}/{SPLIT}/{photo.path.stem}", "image": image, "parts": parts,
+            "occluded": np.zeros(image.shape[:2], np.uint8), "label": 1, "corners": corners.tolist(),
+            "version": photo.version, "ecc": None, "mask_pattern": None, "payload": photo.payload,
+            "module_px": mean_module_pitch(corners, n, n), "distortion": "none", "severity": 0,
+            "background": "photo", "negative_kind": None, "seed": None, "decodable": True, "source": "real"}
+
+
+def real_row(config: str, split: str, index: int, base_seed: int, image_size: int | None = None, *,
+             photos: str | Path) -> dict:
+    """Row ``index`` of the ``real`` config built from the folder ``photos`` (the ``generate_row``
+    signature; ``base_seed`` is unused: nothing is random; native image sizes, ``image_size`` must be
+    None)."""
+    if config != CONFIG:
+        raise ValueError(f"real_row builds the {CONFIG!r} config, got {config!r}")
+    if split != SPLIT:
+        raise ValueError(f"the {CONFIG} config has a {SPLIT!r} split only, got {split!r}")
+    if image_size is not None:
+        raise ValueError("the real config keeps the photos' native sizes; pass image_size=None")
+    decoded, _ = read_manifest(photos)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(decoded):
+        raise ValueError(f"index must be in 0..{len(decoded) - 1} ({len(decoded)} decoded photos), "
+                         f"got {index!r}")
+    return photo_row(decoded[int(index)])
+
+
+def build_real(photos: str | Path, out_dir: str | Path, *, num_proc: int = 1, quiet: bool = False,
+               push: str | None = None) -> tuple[Path, int, int]:
+    """Build the ``real`` config from the folder ``photos`` into ``out_dir`` (``build.build_dataset``,
+    keeping the configs already there). Returns (folder, rows written, photos skipped as not decoded)."""
+    folder = Path(photos).resolve()
+    decoded, skipped = read_manifest(folder)
+    if not decoded:
+        raise ValueError(f"{folder / MANIFEST} lists no decoded photo: nothing to build")
+    out = build_dataset(CONFIG, out_dir, num_train=0, num_test=len(decoded), num_proc=num_proc, quiet=quiet,
+                        push=push, row_fn=partial(real_row, photos=folder))
+    return out, len(decoded), skipped
