@@ -15,7 +15,7 @@ from cambench_qr.hub_cards.leaderboard import PARQUET_PATH, collect_rows
 from cambench_qr.hub_cards.plot import FRONT_COLOUR, pareto_front
 
 # A: fast and good; B: slow and best; C: slower than A and worse -> dominated by A.
-MODELS = {
+MODELS = {  # the first also has the paper config (mixed distortions, no severity levels)
     "A": dict(regime="zs", quality=0.5, ms=10.0),
     "B": dict(regime="ft_struct", quality=0.6, ms=20.0),
     "C": dict(regime="ft_leakmin", quality=0.45, ms=15.0),
@@ -24,7 +24,13 @@ MODELS = {
 
 @pytest.fixture
 def results(tmp_path):
-    return [write_summary(tmp_path / "runs" / name, summary(**spec)) for name, spec in MODELS.items()]
+    configs = {"A": ("standard", "blur", "paper")}
+    return [
+        write_summary(
+            tmp_path / "runs" / name, summary(**spec, configs=configs.get(name, ("standard", "blur")))
+        )
+        for name, spec in MODELS.items()
+    ]
 
 
 def test_pareto_front_hand_computed():
@@ -42,7 +48,8 @@ def test_leaderboard_table_values(results, tmp_path):
     written = build_leaderboard(results, out)
     assert set(written) == {"parquet", "plot", "markdown", "card"}
     rows = pq.read_table(out / PARQUET_PATH).to_pylist()
-    assert len(rows) == 3 * 4 * 3  # models x methods x (standard clean, blur severities 1 and 3)
+    # models x (standard: 4 CAMs + 1 null map; blur: 4 CAMs x severities 1, 3) + A's paper: 4 CAMs x 2 groups
+    assert len(rows) == 3 * (5 + 8) + 8
     row = next(
         r for r in rows if r["regime"] == "zs" and r["method"] == "layercam" and r["config"] == "standard"
     )
@@ -58,7 +65,11 @@ def test_leaderboard_table_values(results, tmp_path):
     assert standard[4].startswith(
         "| test_resnet-ft_struct | test_resnet | ft_struct | EigenGrad-CAM | 0.900 | 0.630 [0.580, 0.680]"
     )  # best FMR first
+    assert standard[-3].startswith(
+        "| test_resnet-ft_leakmin | test_resnet | ft_leakmin | null: uniform | 0.900 | 0.490"
+    )
     assert standard[-2].startswith("| chance (uniform map) |") and "0.300" in standard[-2]
+    assert "### paper\n\n2 distortion groups without severity levels" in text
     assert (
         "| test_resnet-zs | LayerCAM | 0.420 [0.370, 0.470] | 0.220 [0.170, 0.270] |" in text
     )  # by severity
@@ -71,7 +82,7 @@ def test_leaderboard_table_values(results, tmp_path):
 
     from datasets import load_dataset
 
-    assert load_dataset(str(out), split="train").num_rows == len(rows)
+    assert load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache")).num_rows == len(rows)
 
 
 def test_mixed_revisions_are_an_error_unless_kept_apart(tmp_path):

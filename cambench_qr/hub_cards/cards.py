@@ -26,7 +26,15 @@ from huggingface_hub import (
 from .. import __version__
 from ._io import write_text_atomic
 from .layout import HUB_URL, HubRoot
-from .scores import HEADLINE_SCORES, SCORE_LABELS, method_label, score_label
+from .scores import (
+    HEADLINE_SCORES,
+    SCORE_LABELS,
+    is_clean,
+    is_graded,
+    is_null_baseline,
+    method_label,
+    score_label,
+)
 
 TASK_TYPE = "image-classification"
 TASK_NAME = "QR detection with structure-aware CAM explanations"
@@ -50,9 +58,18 @@ def _structure_args(row: dict) -> dict:
     return {k: row[k] for k in ("method", "distortion", "severity") if row.get(k) is not None}
 
 
+def _is_card_row(row: dict) -> bool:
+    """Structure rows the model card reports: headline scores of the model's CAMs (no null baselines)."""
+    return (
+        row["score"] in HEADLINE_SCORES
+        and not is_null_baseline(row["method"])
+        and row.get("mean") is not None
+    )
+
+
 def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
     """`EvalResult`s of one evaluation: accuracy per (config, split), and the headline structure scores
-    (mean over valid samples) per CAM method, distortion and severity."""
+    (mean over valid samples) per CAM method on clean images and per severity of each distortion family."""
     revision = summary["data"].get("revision")
 
     def common(config: str, split: str) -> dict:
@@ -78,7 +95,7 @@ def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
         for r in summary["accuracy"]
     ]
     for row in summary["structure"]:
-        if row["score"] in HEADLINE_SCORES and row.get("mean") is not None:
+        if _is_card_row(row) and (is_clean(row) or is_graded(row)):
             name = f"{SCORE_LABELS[row['score']]} ({method_label(row['method'])})"
             results.append(
                 EvalResult(
@@ -117,8 +134,8 @@ def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[Ev
         if (
             row["split"] == "test"
             and row["score"] in BENCHMARK_SCORES
-            and row.get("mean") is not None
-            and not row.get("severity")
+            and _is_card_row(row)
+            and is_clean(row)
         ):
             entries.append(
                 EvalResultEntry(
@@ -136,7 +153,7 @@ def _results_markdown(summary: dict) -> str:
     lines += [
         f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |" for r in summary["accuracy"]
     ]
-    clean = [r for r in summary["structure"] if r["score"] in HEADLINE_SCORES and not r.get("severity")]
+    clean = [r for r in summary["structure"] if _is_card_row(r) and is_clean(r)]
     if clean:
         lines += [
             "",

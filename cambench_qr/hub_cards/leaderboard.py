@@ -22,7 +22,16 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ._io import write_bytes_atomic, write_text_atomic
 from .plot import draw_pareto_plot, pareto_front
-from .scores import HEADLINE_SCORES, PLOT_SCORE, higher_is_better, method_label, score_label
+from .scores import (
+    HEADLINE_SCORES,
+    PLOT_SCORE,
+    higher_is_better,
+    is_clean,
+    is_graded,
+    is_null_baseline,
+    method_label,
+    score_label,
+)
 
 SCHEMA_VERSION = 1
 SUMMARY_FILE = "summary.json"
@@ -171,19 +180,17 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def is_clean(row: dict) -> bool:
-    return not row.get("severity")
-
-
 def _sort_key(row: dict) -> tuple:
     higher = higher_is_better(PLOT_SCORE)
     value = row.get(PLOT_SCORE)
-    return (value is None, -(value or 0) if higher else (value or 0), row["model"], row["method"])
+    best_first = -(value or 0) if higher else (value or 0)
+    return (is_null_baseline(row["method"]), value is None, best_first, row["model"], row["method"])
 
 
 def markdown_tables(rows: list[dict]) -> str:
     """Markdown: per config, a clean-image table (method x backbone x regime: accuracy, every score as
-    mean [95% CI], ms/img) closed by the chance row; per distortion config, FMR by severity."""
+    mean [95% CI], ms/img; best plot score first, null-baseline maps last) closed by the chance row; per
+    distortion family, FMR by severity; configs with neither (the paper's mixed distortions) are named."""
     scores = [s for s in HEADLINE_SCORES if any(s in r for r in rows)]
     out: list[str] = []
     for config in dict.fromkeys(r["config"] for r in rows if is_clean(r)):
@@ -203,15 +210,13 @@ def markdown_tables(rows: list[dict]) -> str:
             + f" | {_num(r['ms_per_img'], 1)} |"
             for r in table
         ]
-        chance = [sorted({r.get(f"{s}_chance") for r in table} - {None}) for s in scores]
+        chance = [sorted({_num(r.get(f"{s}_chance")) for r in table} - {"–"}) for s in scores]
         out += [
-            "| chance (uniform map) | | | | | "
-            + " | ".join("/".join(f"{c:.3f}" for c in cs) or "–" for cs in chance)
-            + " | |",
+            "| chance (uniform map) | | | | | " + " | ".join("/".join(cs) or "–" for cs in chance) + " | |",
             "",
         ]
-    for config in dict.fromkeys(r["config"] for r in rows if not is_clean(r)):
-        table = [r for r in rows if r["config"] == config and not is_clean(r)]
+    for config in dict.fromkeys(r["config"] for r in rows if is_graded(r)):
+        table = [r for r in rows if r["config"] == config and is_graded(r)]
         severities = sorted({r["severity"] for r in table})
         out += [
             f"### {config}: {score_label(PLOT_SCORE)} by severity",
@@ -227,6 +232,17 @@ def markdown_tables(rows: list[dict]) -> str:
             for (model, method), c in sorted(cells.items())
         ]
         out.append("")
+    for config in dict.fromkeys(r["config"] for r in rows if not (is_clean(r) or is_graded(r))):
+        groups = {
+            r["distortion"] for r in rows if r["config"] == config and not (is_clean(r) or is_graded(r))
+        }
+        out += [
+            f"### {config}",
+            "",
+            f"{len(groups)} distortion groups without severity levels: see the parquet "
+            "table (columns `distortion`, `severity`).",
+            "",
+        ]
     return "\n".join(out)
 
 

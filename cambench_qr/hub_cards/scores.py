@@ -30,6 +30,10 @@ METHOD_LABELS: dict[str, str] = {
     "hirescam": "HiResCAM",
     "eigencam": "EigenCAM",
     "eigengradcam": "EigenGrad-CAM",
+    "null_uniform": "null: uniform",
+    "null_centre": "null: centre",
+    "null_edge": "null: edge",
+    "null_random": "null: random",
 }
 
 
@@ -46,3 +50,18 @@ def score_label(score: str) -> str:
 
 def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
+
+
+def is_clean(row: dict) -> bool:
+    """A structure row of undistorted images."""
+    return row.get("distortion") == "none"
+
+
+def is_graded(row: dict) -> bool:
+    """A structure row of one severity level (1..5) of a distortion family."""
+    return bool(row.get("severity")) and row.get("distortion") not in (None, "none")
+
+
+def is_null_baseline(method: str) -> bool:
+    """A harness reference map (uniform, centre, edge, random), not a CAM of the model."""
+    return method.startswith("null_")
