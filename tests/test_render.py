@@ -49,9 +49,13 @@ def test_label_warp_equals_inverse_mapping_at_pixel_centres():
     for _ in range(12):
         dst = np.array([[20, 20], [140, 25], [135, 150], [22, 140]], float) + rng.uniform(-15, 15, (4, 2))
         h = quad_homography(src, dst)
-        factor = int(rng.integers(1, 5))
-        np.testing.assert_array_equal(warp_labels(grid, h, (160, 170), factor),
-                                      labels_reference(grid.labels, h, (160, 170), 4))
+        reference = labels_reference(grid.labels, h, (160, 170), 4)
+        np.testing.assert_array_equal(warp_labels(grid, h, (160, 170)), reference)
+        canvas = np.zeros((160, 170, 3), np.uint8)
+        labels = draw_grid(canvas, grid, h, (255, 255, 255), (0, 0, 0), int(rng.integers(1, 5)))
+        np.testing.assert_array_equal(labels, reference)
+        # every pixel the image warp painted is labelled, and every unlabelled pixel is untouched
+        assert not canvas[reference == 0].any()
 
 
 def test_draw_grid_keeps_canvas_outside_and_paints_inside():
@@ -67,4 +71,5 @@ def test_bad_grid():
     with pytest.raises(ValueError, match="differ in shape"):
         warp_labels(Grid(np.zeros((3, 3), np.float32), np.zeros((4, 4), np.uint8), 0), np.eye(3), (8, 8))
     with pytest.raises(ValueError, match="factor"):
-        warp_labels(Grid(np.zeros((3, 3), np.float32), np.zeros((3, 3), np.uint8), 0), np.eye(3), (8, 8), 0)
+        grid = Grid(np.zeros((3, 3), np.float32), np.ones((3, 3), np.uint8), 0)
+        draw_grid(np.zeros((8, 8, 3), np.uint8), grid, np.eye(3), (255,) * 3, (0,) * 3, 0)

@@ -103,18 +103,17 @@ def paper_negative(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, st
     checkerboard of 20 px cells (dark at the top-left), else 20 filled rectangles (corner in [0, 270),
     far corner 5..79 px further, clipped at 279; grey level in {0, 80, 160, 200}). Returns
     (image uint8 280x280, parts uint8: 9 on the checkerboard / rectangles, 0 elsewhere, kind)."""
-    size = 280
+    size, cell = 280, 20
+    if rng.random() < 0.5:
+        board = np.indices((size // cell, size // cell)).sum(0) % 2 == 1  # light where odd
+        image = cv2.resize(board.astype(np.uint8) * 255, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+        return image, np.full((size, size), DISTRACTOR, np.uint8), "checkerboard"
     image = np.full((size, size), 255, np.uint8)
     parts = np.zeros((size, size), np.uint8)
-    if rng.random() < 0.5:
-        cells = np.arange(size) // 20
-        image[(cells[:, None] + cells[None, :]) % 2 == 0] = 0
-        parts[:] = DISTRACTOR
-        return image, parts, "checkerboard"
-    for _ in range(20):
-        x1, y1 = (int(v) for v in rng.integers(0, size - 10, 2))
-        x2 = int(rng.integers(x1 + 5, min(size, x1 + 80)))
-        y2 = int(rng.integers(y1 + 5, min(size, y1 + 80)))
-        cv2.rectangle(image, (x1, y1), (x2, y2), int(rng.choice([0, 80, 160, 200])), -1)
+    corner = rng.integers(0, size - 10, (20, 2))
+    far = rng.integers(corner + 5, np.minimum(size, corner + 80))
+    grey = np.array([0, 80, 160, 200])[rng.integers(0, 4, 20)]
+    for (x1, y1), (x2, y2), level in zip(corner.tolist(), far.tolist(), grey.tolist(), strict=True):
+        cv2.rectangle(image, (x1, y1), (x2, y2), level, -1)
         cv2.rectangle(parts, (x1, y1), (x2, y2), DISTRACTOR, -1)
     return image, parts, "rectangles"

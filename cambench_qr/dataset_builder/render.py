@@ -8,9 +8,10 @@ symbol proper spans ``[0, w] x [0, h]``. Canvas coordinates are continuous pixel
 ``H`` maps module coordinates to canvas coordinates; geometric distortions are factors of ``H``.
 
 ``draw_grid`` upsamples the grid by an integer ``factor`` (cells of ``factor`` source pixels) and warps
-it with ``cv2.warpPerspective`` using ``opencv_matrix(H, margin, factor)`` for the image and the label map
-alike; OpenCV samples every destination pixel centre at the inverse image of that centre, so labels
-(nearest) and colours (bilinear, or nearest) are read at the same source point.
+it with ``cv2.warpPerspective`` using ``opencv_matrix(H, margin, factor)``; the label map uses
+``opencv_matrix(H, margin, 1)``, the same mapping ``H`` (nearest sampling picks the same cell at any
+factor). OpenCV samples every destination pixel centre at the inverse image of that centre, so labels
+(nearest) and colours (bilinear, or nearest) are read at the same point of module space.
 """
 
 from __future__ import annotations
@@ -111,21 +112,20 @@ def _upsample(a: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(a, (a.shape[1] * factor, a.shape[0] * factor), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-def _check_grid(grid: Grid, factor: int) -> None:
+def _check_grid(grid: Grid) -> None:
     if grid.ink.shape != grid.labels.shape:
         raise ValueError(f"ink {grid.ink.shape} and labels {grid.labels.shape} grids differ in shape")
-    if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
 
 
-def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int], factor: int = 1) -> np.ndarray:
+def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The grid's labels on a canvas of ``size = (height, width)`` through module->canvas homography ``h``
-    (uint8, 0 outside the grid): nearest neighbour at the inverse image of every pixel centre, with the
-    same OpenCV matrix ``draw_grid`` uses for the image."""
-    _check_grid(grid, factor)
-    m = opencv_matrix(h, grid.margin, factor)
-    return cv2.warpPerspective(_upsample(grid.labels, factor), m, (size[1], size[0]),
-                               flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    (uint8, 0 outside the grid): nearest neighbour at the inverse image of every pixel centre,
+    ``opencv_matrix(h, margin, 1)`` (nearest sampling of a grid upsampled ``f`` x picks the same cell, so
+    this is the mapping ``draw_grid`` uses for the image at any factor)."""
+    _check_grid(grid)
+    return cv2.warpPerspective(np.ascontiguousarray(grid.labels), opencv_matrix(h, grid.margin, 1),
+                               (size[1], size[0]), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=0)
 
 
 def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarray, ink_rgb: np.ndarray,
@@ -133,21 +133,28 @@ def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarr
     """Draw ``grid`` onto ``canvas`` (uint8 HxWx3 with RGB colours, or HxW with gray levels; modified in
     place) through module->canvas homography ``h`` and return its label map (``warp_labels``).
 
-    Cell colour = ``paper + ink (ink_colour - paper)``. The grid is upsampled ``factor`` x (nearest) and
-    sampled bilinearly (``grid.smooth``; pick ``factor`` >= the module pitch so edges anti-alias over
-    about one pixel) or with nearest neighbour; pixels whose source point falls outside the grid keep the
-    canvas (``BORDER_TRANSPARENT``), so the object's outer edge is not blended.
+    Cell colour = ``paper + ink (ink_colour - paper)``. A smooth grid is upsampled ``factor`` x (nearest)
+    and sampled bilinearly (pick ``factor`` >= the module pitch so edges anti-alias over about one pixel);
+    otherwise it is sampled with nearest neighbour, for which upsampling changes nothing. Exactly the
+    pixels the label map covers are painted (the border replicated for the bilinear taps), so the image
+    and the labels agree on the object's footprint; its outer edge is not blended with the canvas.
     """
-    _check_grid(grid, factor)
+    _check_grid(grid)
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    factor = factor if grid.smooth else 1
     paper = np.asarray(paper_rgb, np.float32)
     ink = grid.ink if canvas.ndim == 2 else grid.ink[..., None]
     colours = paper + ink * (np.asarray(ink_rgb, np.float32) - paper)
     source = _upsample(np.clip(np.rint(colours), 0, 255).astype(np.uint8), factor)
-    m = opencv_matrix(h, grid.margin, factor)
-    cv2.warpPerspective(source, m, (canvas.shape[1], canvas.shape[0]), dst=canvas,
-                        flags=cv2.INTER_LINEAR if grid.smooth else cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_TRANSPARENT)
-    return warp_labels(grid, h, canvas.shape[:2], factor)
+    warped = cv2.warpPerspective(source, opencv_matrix(h, grid.margin, factor),
+                                 (canvas.shape[1], canvas.shape[0]),
+                                 flags=cv2.INTER_LINEAR if grid.smooth else cv2.INTER_NEAREST,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    labels = warp_labels(grid, h, canvas.shape[:2])
+    footprint = labels > 0
+    np.copyto(canvas, warped, where=footprint if canvas.ndim == 2 else footprint[..., None])
+    return labels
 
 
 def labels_reference(labels: np.ndarray, h: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:
