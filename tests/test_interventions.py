@@ -86,6 +86,8 @@ def test_row_errors():
         interventions_row("standard", "test", 0, 0)
     with pytest.raises(ValueError, match="non-negative"):
         interventions_row("interventions", "test", -1, 0)
+    with pytest.raises(ValueError, match="image_size"):
+        interventions_row("interventions", "test", 0, 0, image_size=32)
 
 
 def test_build_writes_the_paired_config(tmp_path):

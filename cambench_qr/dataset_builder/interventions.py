@@ -107,8 +107,10 @@ def interventions_row(config: str, split: str, index: int, base_seed: int,
         raise ValueError(f"the {CONFIG} config has a {SPLIT!r} split only, got {split!r}")
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise ValueError(f"index must be a non-negative integer, got {index!r}")
-    size = DEFAULT_IMAGE_SIZE if image_size is None else int(image_size)
-    original, seed, intervention = locate(int(index), int(base_seed), size)
+    size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64:
+        raise ValueError(f"image_size must be an integer >= 64, got {image_size!r}")
+    original, seed, intervention = locate(int(index), int(base_seed), int(size))
     row = intervened_sample(seed, intervention, size)
     return {"id": f"{CONFIG}/{SPLIT}/{index:06d}", "seed": seed, **row, "intervention": intervention,
             "pair_id": f"{SOURCE_CONFIG}/{SPLIT}/{original:06d}"}

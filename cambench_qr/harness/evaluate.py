@@ -13,7 +13,8 @@ set to the mean fill (``faithfulness.occlusion_drops``), and for the first ``fai
 samples of each config insertion / deletion AUCs (``faithfulness.insertion_deletion``). Summaries: mean
 with bootstrap CI per config / method / distortion / severity (``metrics.aggregate``), Spearman rho
 between each method's finder (timing) mass and the finder (timing) logit drop, threshold-IoU curves, a
-cross-resolution check and latency.
+cross-resolution check and latency. With the ``interventions`` config among ``configs``, ``causal`` also
+holds the per-part intervention logit drops and each method's causal agreement (``harness.causal``).
 
 Under ``accelerate launch`` every process scores its shard and ``gather_for_metrics`` collects the rows;
 each sample is identified by its row number and the run fails if one is missing or duplicated.
@@ -43,6 +44,7 @@ from ..cams import CamEngine, upsample
 from ..metrics import SCORE_NAMES, aggregate, region_masks, structure_scores
 from ..parts import LABEL_NAMES
 from .baselines import NULL_BASELINES, null_maps
+from .causal import LOGIT_COLUMNS, causal_summary, intervention_pairs
 from .data import TensorRows, data_revision, load_split, normalize
 from .faithfulness import IOU_THRESHOLDS, control_mask, insertion_deletion, occlusion_drops, threshold_iou
 from .io import hardware, write_atomic, write_json
@@ -164,7 +166,8 @@ def evaluate(
             "accuracy": accuracy,
             "structure": _structure_summary(columns, n_boot, seed),
             "faithfulness": _faithfulness_summary(columns, n_boot, seed),
-            "causal": _causal_summary(columns),
+            "causal": _causal_summary(columns) + causal_summary(columns, intervention_pairs(splits),
+                                                                n_boot=n_boot, seed=seed),
             "robustness": robustness,
             "latency": latency,
         }
@@ -199,7 +202,8 @@ def _evaluate_config(accelerator: Accelerator, scorer: _Scorer, rows, config: st
                disable=quiet or not accelerator.is_main_process)
     for batch in bar:
         cams = scorer.explain(batch["image"], methods)
-        record = {"index": batch["index"], "label": batch["label"], "pred": cams.logits.argmax(1)}
+        record = {"index": batch["index"], "label": batch["label"], "pred": cams.logits.argmax(1),
+                  "logits": cams.logits.detach()}
         qr = (batch["label"] == QR_LABEL).nonzero().squeeze(1)
         sub = {k: batch[k][qr] for k in ("image", "parts", "module_px", "index")}
         per_qr = _score_qr_samples(scorer, sub, {m: cams.maps[m][qr] for m in methods}, size,
@@ -228,6 +232,8 @@ def _evaluate_config(accelerator: Accelerator, scorer: _Scorer, rows, config: st
         columns["method"] += [name] * n
         columns["label"] += merged["label"].numpy()[keep].tolist()
         columns["pred"] += merged["pred"].numpy()[keep].tolist()
+        for j, key in enumerate(LOGIT_COLUMNS):
+            columns[key] += merged["logits"].numpy()[keep, j].tolist()
         scores = merged[f"scores/{name}"].numpy()[keep]
         for j, key in enumerate(SCORE_COLUMNS):
             columns[key] += scores[:, j].tolist()
