@@ -46,8 +46,9 @@ def test_label_warp_equals_inverse_mapping_at_pixel_centres():
     grid = qr_grid(modules, part_map(version), 4)
     n = modules.shape[0] + 8
     src = np.array([[-4, -4], [n - 4, -4], [n - 4, n - 4], [-4, n - 4]], float)
-    for _ in range(12):
+    for trial in range(12):
         dst = np.array([[20, 20], [140, 25], [135, 150], [22, 140]], float) + rng.uniform(-15, 15, (4, 2))
+        dst += (trial % 3 == 1) * np.array([-70.0, -60.0]) + (trial % 3 == 2) * np.array([90.0, 40.0])
         h = quad_homography(src, dst)
         reference = labels_reference(grid.labels, h, (160, 170), 4)
         np.testing.assert_array_equal(warp_labels(grid, h, (160, 170)), reference)

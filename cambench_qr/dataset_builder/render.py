@@ -117,15 +117,40 @@ def _check_grid(grid: Grid) -> None:
         raise ValueError(f"ink {grid.ink.shape} and labels {grid.labels.shape} grids differ in shape")
 
 
+def _footprint(grid: Grid, h: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer box (x0, y0, x1, y1) of the canvas holding every pixel the grid incl. margin can cover: the
+    bounding box of its mapped outline, widened by one pixel and clipped (the whole canvas if a corner
+    maps to or behind the horizon)."""
+    w, hgt = grid.size
+    m = grid.margin
+    outline = np.array([[-m, -m, 1], [w + m, -m, 1], [w + m, hgt + m, 1], [-m, hgt + m, 1]], np.float64)
+    mapped = outline @ h.T
+    if (mapped[:, 2] <= 1e-9).any():
+        return 0, 0, size[1], size[0]
+    pts = mapped[:, :2] / mapped[:, 2:]
+    x0, y0 = np.floor(pts.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + 1
+    return max(x0, 0), max(y0, 0), max(min(x1, size[1]), 0), max(min(y1, size[0]), 0)
+
+
+def _roi_labels(grid: Grid, shifted: np.ndarray, width: int, height: int) -> np.ndarray:
+    return cv2.warpPerspective(np.ascontiguousarray(grid.labels), opencv_matrix(shifted, grid.margin, 1),
+                               (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=0)
+
+
 def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The grid's labels on a canvas of ``size = (height, width)`` through module->canvas homography ``h``
     (uint8, 0 outside the grid): nearest neighbour at the inverse image of every pixel centre,
     ``opencv_matrix(h, margin, 1)`` (nearest sampling of a grid upsampled ``f`` x picks the same cell, so
-    this is the mapping ``draw_grid`` uses for the image at any factor)."""
+    this is the mapping ``draw_grid`` uses for the image at any factor). Only the footprint box is warped
+    (``h`` shifted by its corner); the rest is 0."""
     _check_grid(grid)
-    return cv2.warpPerspective(np.ascontiguousarray(grid.labels), opencv_matrix(h, grid.margin, 1),
-                               (size[1], size[0]), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                               borderValue=0)
+    x0, y0, x1, y1 = _footprint(grid, h, size)
+    labels = np.zeros(size, np.uint8)
+    if x1 > x0 and y1 > y0:
+        labels[y0:y1, x0:x1] = _roi_labels(grid, translation(-x0, -y0) @ h, x1 - x0, y1 - y0)
+    return labels
 
 
 def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarray, ink_rgb: np.ndarray,
@@ -143,17 +168,22 @@ def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarr
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
     factor = factor if grid.smooth else 1
+    labels = np.zeros(canvas.shape[:2], np.uint8)
+    x0, y0, x1, y1 = _footprint(grid, h, canvas.shape[:2])
+    if x1 <= x0 or y1 <= y0:
+        return labels
+    shifted = translation(-x0, -y0) @ h
     paper = np.asarray(paper_rgb, np.float32)
     ink = grid.ink if canvas.ndim == 2 else grid.ink[..., None]
     colours = paper + ink * (np.asarray(ink_rgb, np.float32) - paper)
     source = _upsample(np.clip(np.rint(colours), 0, 255).astype(np.uint8), factor)
-    warped = cv2.warpPerspective(source, opencv_matrix(h, grid.margin, factor),
-                                 (canvas.shape[1], canvas.shape[0]),
+    warped = cv2.warpPerspective(source, opencv_matrix(shifted, grid.margin, factor), (x1 - x0, y1 - y0),
                                  flags=cv2.INTER_LINEAR if grid.smooth else cv2.INTER_NEAREST,
                                  borderMode=cv2.BORDER_REPLICATE)
-    labels = warp_labels(grid, h, canvas.shape[:2])
-    footprint = labels > 0
-    np.copyto(canvas, warped, where=footprint if canvas.ndim == 2 else footprint[..., None])
+    roi = _roi_labels(grid, shifted, x1 - x0, y1 - y0)
+    labels[y0:y1, x0:x1] = roi
+    footprint = roi > 0
+    np.copyto(canvas[y0:y1, x0:x1], warped, where=footprint if canvas.ndim == 2 else footprint[..., None])
     return labels
 
 
