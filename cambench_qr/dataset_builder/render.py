@@ -182,8 +182,8 @@ def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarr
                                  borderMode=cv2.BORDER_REPLICATE)
     roi = _roi_labels(grid, shifted, x1 - x0, y1 - y0)
     labels[y0:y1, x0:x1] = roi
-    footprint = roi > 0
-    np.copyto(canvas[y0:y1, x0:x1], warped, where=footprint if canvas.ndim == 2 else footprint[..., None])
+    # masked copy (OpenCV's is ~30x faster than np.copyto(where=)); assigned back in case it copied
+    canvas[y0:y1, x0:x1] = cv2.copyTo(warped, (roi > 0).view(np.uint8), canvas[y0:y1, x0:x1])
     return labels
 
 
