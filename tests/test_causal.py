@@ -8,11 +8,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import scipy.stats
+from hub_summaries import summary, write_summary
 
 from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.harness.causal import causal_summary, intervention_table, rank_agreement
 from cambench_qr.harness.evaluate import evaluate
 from cambench_qr.harness.train import train
+from cambench_qr.hub_cards.leaderboard import build_leaderboard
 
 PARTS = ("finder", "timing", "alignment", "data", "quiet_zone")
 
@@ -151,3 +153,30 @@ def test_evaluate_reports_causal_agreement(tmp_path):
             rhos.append(scipy.stats.spearmanr(mass, drop).statistic)
     assert agreement["gradcam"]["n"] == len(rhos) == len(by_pair) - agreement["gradcam"]["n_invalid"]
     assert math.isclose(agreement["gradcam"]["mean"], float(np.mean(rhos)), abs_tol=1e-9)
+
+
+def test_leaderboard_shows_causal_agreement_and_transfer(tmp_path):
+    s = summary(configs=("standard",))
+    gradcam = [r for r in s["structure"] if r["method"] == "gradcam"]
+    for config, shift in (("real", -0.2), ("interventions", 0.0)):
+        s["structure"] += [{**r, "config": config, "mean": round(r["mean"] + shift, 4)} for r in gradcam]
+    s["accuracy"] += [{"config": "real", "split": "test", "n": 127, "value": 0.6},
+                      {"config": "interventions", "split": "test", "n": 60, "value": 0.7}]
+    s["causal"] = [
+        {"config": "standard", "split": "test", "method": "gradcam", "rho_fmr_drop_finder": 0.1},  # occlusion
+        {"kind": "intervention_agreement", "config": "interventions", "split": "test", "method": "gradcam",
+         "score": "causal_agreement", "n": 10, "n_invalid": 0, "mean": 0.42, "std": 0.1, "ci_low": 0.3,
+         "ci_high": 0.5},
+        {"kind": "intervention_drop", "config": "interventions", "split": "test", "intervention": "finder",
+         "score": "logit_drop", "n": 10, "n_invalid": 0, "mean": 1.5, "std": 0.1, "ci_low": 1, "ci_high": 2},
+    ]
+    written = build_leaderboard([write_summary(tmp_path / "run", s)], tmp_path / "board")
+    text = written["markdown"].read_text()
+    assert "| test_resnet-zs | Grad-CAM | 0.420 [0.300, 0.500] |" in text
+    # standard FMR of gradcam (method 0, quality 0.5) is 0.5, real 0.3; BL 0.5 -> 0.3 too (shift applies)
+    transfer = "| 0.900 -> 0.600 |" + " 0.500 -> 0.300 |" * 4  # accuracy, FMR, TMR, BL, DtS
+    assert f"| test_resnet-zs | Grad-CAM {transfer}" in text
+    table = pq.read_table(written["parquet"]).to_pydict()
+    agreement = {(c, m): v for c, m, v in zip(table["config"], table["method"], table["causal_agreement"],
+                                              strict=True)}
+    assert agreement[("interventions", "gradcam")] == 0.42 and agreement[("standard", "gradcam")] is None

@@ -3,6 +3,9 @@
 One row per (model, CAM method, config, split, distortion, severity) with the model's accuracy on that
 config/split, every structure score's mean, 95% bootstrap CI and chance value (what a uniform map
 scores on the same masks), and the method's latency (ms per image at the largest measured batch).
+Rows of the `interventions` config also carry the method's causal agreement (`harness.causal`); the
+markdown adds a causal-agreement table and a real-photo transfer table (`standard` -> `real`) when the
+results hold those configs.
 
 Results are comparable only within one (results schema, package version, data revision): rows from
 different revisions are never mixed silently. Either all inputs share one revision, or `by_revision=True`
@@ -37,6 +40,10 @@ SCHEMA_VERSION = 1
 SUMMARY_FILE = "summary.json"
 PARQUET_PATH = "data/leaderboard-00000-of-00001.parquet"
 KEY_COLUMNS = ("model", "method", "config", "split", "distortion", "severity")
+# Causal agreement (harness.causal, higher is better) and the real-photo transfer table's configs and scores.
+CAUSAL_SCORE = "causal_agreement"
+TRANSFER_CONFIGS = ("standard", "real")
+TRANSFER_SCORES = ("fmr", "tmr", "bl", "dts")
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,13 @@ def summary_rows(summary: dict, source: str = "") -> list[dict]:
                     f"{score}_chance": r.get("chance"),
                 }
             )
+    for r in summary.get("causal", []):  # harness.causal: on the interventions config's clean rows
+        if r.get("kind") != "intervention_agreement":
+            continue
+        row = grouped.get((name, r["method"], r["config"], r["split"], "none", 0))
+        if row is not None:
+            row.update({CAUSAL_SCORE: r["mean"], f"{CAUSAL_SCORE}_ci_low": r["ci_low"],
+                        f"{CAUSAL_SCORE}_ci_high": r["ci_high"]})
     return list(grouped.values())
 
 
@@ -243,7 +257,33 @@ def markdown_tables(rows: list[dict]) -> str:
             "table (columns `distortion`, `severity`).",
             "",
         ]
-    return "\n".join(out)
+    return "\n".join(out + causal_and_transfer_tables(rows))
+
+
+def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
+    """Markdown lines: the causal agreement per model / method (interventions config), and the real-photo
+    transfer (clean `standard` -> `real`: accuracy and structure scores side by side); each only when
+    the rows have it."""
+    out: list[str] = []
+    causal = sorted((r for r in rows if CAUSAL_SCORE in r), key=lambda r: (r["model"], r["method"]))
+    if causal:
+        out += [f"### causal agreement ({causal[0]['config']}): Spearman of CAM part mass vs intervention "
+                "logit drop ↑", "", "| model | method | agreement [95% CI] |", "|---|---|---|"]
+        out += [f"| {r['model']} | {method_label(r['method'])} | {_cell(r, CAUSAL_SCORE)} |" for r in causal]
+        out.append("")
+    source, target = TRANSFER_CONFIGS
+    clean = {(r["model"], r["method"], r["config"]): r for r in rows if is_clean(r)}
+    pairs = sorted((m, meth) for m, meth, c in clean if c == target and (m, meth, source) in clean)
+    if pairs:
+        out += [f"### real-photo transfer ({source} -> {target})", "",
+                "| model | method | accuracy | " + " | ".join(score_label(s) for s in TRANSFER_SCORES) + " |",
+                "|" + "---|" * (3 + len(TRANSFER_SCORES))]
+        for model, method in pairs:
+            a, b = clean[(model, method, source)], clean[(model, method, target)]
+            cells = [f"{_num(a.get(k))} -> {_num(b.get(k))}" for k in ("accuracy", *TRANSFER_SCORES)]
+            out.append(f"| {model} | {method_label(method)} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 def plot_rows(rows: list[dict]) -> list[dict]:
@@ -280,7 +320,8 @@ def build_leaderboard(
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows), sink)
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # from_pylist keeps only the first row's keys
+    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows]), sink)
     written["parquet"] = write_bytes_atomic(out_dir / PARQUET_PATH, sink.getvalue().to_pybytes())
     revisions = list(dict.fromkeys(revision_of(r) for r in rows))
     sections = [
