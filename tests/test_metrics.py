@@ -256,5 +256,5 @@ def test_numpy_and_torch_sort_paths_agree():
     by_numpy = sorted_keys(w_unit.flatten(1), classes, use_numpy=True)
     by_torch = sorted_keys(w_unit.flatten(1), classes, use_numpy=False)
     assert torch.equal(by_numpy, by_torch)
-    assert torch.equal((by_torch >> 2).to(torch.int32).view(torch.float32),
-                       torch.sort(w_unit.flatten(1), dim=1).values)
+    bits = ((by_torch.long() + 2**31) >> 2).int()
+    assert torch.equal(bits.view(torch.float32), torch.sort(w_unit.flatten(1), dim=1).values)

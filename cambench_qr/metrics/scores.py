@@ -131,25 +131,35 @@ def _nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
     return torch.where(invalid, torch.full_like(x, float("nan")), x)
 
 
+_KEY_OFFSET = 1 << 31  # keys are stored as int32: the uint32 key minus 2**31 (same order)
+
+
 def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool | None = None
                 ) -> torch.Tensor:
-    """Row-wise ascending sort of ``key = (float32 bits of w_unit << 2) | pixel_class`` as int64.
+    """Row-wise ascending sort of ``key = ((float32 bits of w_unit) << 2 | pixel_class) - 2**31`` (int32).
 
-    ``w_unit`` must lie in [0, 1): its bits are then below 2**30 and every key below 2**32, and
-    non-negative float32 values order like their bit patterns. On the CPU the keys are sorted as uint32
-    by numpy (a SIMD sort, several times faster than torch.sort), elsewhere by torch.sort."""
+    ``w_unit`` must lie in [0, 1): its bits are then below 2**30, the unsigned key below 2**32, and
+    non-negative float32 values order like their bit patterns; subtracting 2**31 keeps the order in
+    int32. On the CPU numpy sorts (a SIMD sort, several times faster than torch.sort), elsewhere torch."""
     if use_numpy is None:
         use_numpy = w_unit.device.type == "cpu"
     if not use_numpy:
-        keys = (w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()
-        return torch.sort(keys, dim=1).values
-    keys = (w_unit.contiguous().numpy().view(np.uint32) << 2) | pixel_class.numpy()
+        keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
+        return torch.sort(keys.int(), dim=1).values
+    keys = (w_unit.contiguous().numpy().view(np.uint32) << 2) | pixel_class.to(torch.uint8).numpy()
+    keys ^= np.uint32(_KEY_OFFSET)  # = u - 2**31 read as int32
 
     def sort(rows: slice) -> None:
-        keys[rows].sort(axis=1)
+        signed = keys[rows].view(np.int32)
+        signed.sort(axis=1)
 
     for_row_chunks(sort, len(keys))
-    return torch.from_numpy(keys.astype(np.int64))
+    return torch.from_numpy(keys.view(np.int32))
+
+
+def value_key(value: torch.Tensor) -> torch.Tensor:
+    """The smallest key of a float32 value in [0, 1) (class 0)."""
+    return ((value.float().contiguous().view(torch.int32).long() << 2) - _KEY_OFFSET).int()
 
 
 def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
@@ -168,7 +178,7 @@ class _Ranked:
     """Pixels of each row in ascending order of saliency, with in-region counts of every prefix."""
 
     def __init__(self, keys: torch.Tensor):
-        self.keys = keys
+        self.keys = keys  # int32, see sorted_keys
         self.n = keys.shape[1]
         self.pixel_class = keys & 3
         self.prefix = torch.cumsum(_PACKED_CLASS.to(keys.device)[self.pixel_class], 1)
@@ -190,21 +200,26 @@ class _Ranked:
         count = position - self.field(at, "box") if region == "outside" else self.field(at, region)
         return count.double()
 
-    def first_at_least(self, value_key: torch.Tensor) -> torch.Tensor:
-        """First sorted position whose value is >= the value of ``value_key`` (a key with class 0)."""
-        return torch.searchsorted(self.keys, value_key.contiguous(), side="left")
+    def first_at_least(self, key: torch.Tensor) -> torch.Tensor:
+        """First sorted position whose value is >= the value of ``key`` (a key with class 0)."""
+        return torch.searchsorted(self.keys, key.contiguous(), side="left")
 
-    def first_above(self, value_key: torch.Tensor) -> torch.Tensor:
-        """First sorted position whose value is > the value of ``value_key``."""
-        return torch.searchsorted(self.keys, (value_key | 3).contiguous(), side="right")
+    def first_above(self, key: torch.Tensor) -> torch.Tensor:
+        """First sorted position whose value is > the value of ``key`` (a key with class 0)."""
+        return torch.searchsorted(self.keys, (key + 3).contiguous(), side="right")
+
+    def keys_at(self, position: torch.Tensor) -> torch.Tensor:
+        """Keys at sorted positions with the class bits cleared."""
+        return torch.gather(self.keys, 1, position) & -4
 
     def values_at(self, position: torch.Tensor) -> torch.Tensor:
         """float64 values (of the unit-scaled map) at sorted positions."""
-        return (torch.gather(self.keys, 1, position) >> 2).to(torch.int32).view(torch.float32).double()
+        bits = ((torch.gather(self.keys, 1, position).long() + _KEY_OFFSET) >> 2).int()
+        return bits.view(torch.float32).double()
 
     def position_sums(self) -> dict[str, torch.Tensor]:
         """Sum of the 0-based sorted positions of the box's and of the structure's pixels."""
-        positions = torch.arange(self.n, device=self.keys.device)
+        positions = torch.arange(self.n, device=self.keys.device, dtype=torch.int32)
         return {region: torch.where(self.pixel_class >= first_class, positions, 0).sum(1).double()
                 for region, first_class in (("box", _BOX_OTHER), ("structure", _TIMING))}
 
@@ -224,13 +239,12 @@ class _Ranked:
         pairs = torch.zeros(self.keys.shape[0], dtype=torch.float64, device=self.keys.device)
         if len(row) == 0:
             return pairs
-        value_key = (self.keys[row, j] >> 2) << 2
         counts = torch.bincount(row, minlength=self.keys.shape[0])
         slot = torch.arange(len(row), device=row.device) - (torch.cumsum(counts, 0) - counts)[row]
-        queries = torch.zeros(self.keys.shape[0], int(counts.max()), dtype=torch.int64, device=row.device)
-        queries[row, slot] = value_key
-        start = torch.searchsorted(self.keys, queries, side="left")[row, slot]
-        end = torch.searchsorted(self.keys, queries | 3, side="right")[row, slot]
+        queries = torch.zeros(self.keys.shape[0], int(counts.max()), dtype=torch.int32, device=row.device)
+        queries[row, slot] = self.keys[row, j] & -4
+        start = self.first_at_least(queries)[row, slot]
+        end = self.first_above(queries)[row, slot]
         return pairs.index_add_(0, row, ((j - start) * (end - j)).double())
 
 
@@ -272,7 +286,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     chance: dict[str, torch.Tensor] = {}
 
     # Mass and area per part id: one bincount over (sample, id) pairs.
-    ids = (flat_parts.long() + torch.arange(batch, device=device)[:, None] * NUM_PARTS).view(-1)
+    ids = (flat_parts.int() + torch.arange(0, batch * NUM_PARTS, NUM_PARTS, device=device, dtype=torch.int32
+                                           )[:, None]).view(-1)
     part_mass = torch.bincount(ids, weights=w.reshape(-1).double(), minlength=batch * NUM_PARTS)
     part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double()
     part_mass, part_px = part_mass.view(batch, NUM_PARTS) / total[:, None], part_px.view(batch, NUM_PARTS)
@@ -303,8 +318,10 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
 
     # Rank-based scores from one sort of (value, pixel class) keys. Among equal values the class order
     # never matters: every score below treats a run of equal values as one group.
-    pixel_class = (masks["box"].to(torch.uint8) + masks["timing"] + 2 * masks["finder"]).view(batch, n)
-    ranked = _Ranked(sorted_keys(_unit_scale(w, w_max), pixel_class))
+    pixel_class = (masks["box"].to(torch.uint8) + masks["timing"].to(torch.uint8)
+                   + masks["finder"].to(torch.uint8) * 2).view(batch, n)
+    w_unit = _unit_scale(w, w_max)
+    ranked = _Ranked(sorted_keys(w_unit, pixel_class))
 
     # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
     # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
@@ -315,7 +332,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     tau = v_lo + (v_hi - v_lo) * (q - lo)
     tau32 = tau.float()
     tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.tensor(float("inf"))), tau32)
-    kept_from = ranked.first_at_least(tau32.view(torch.int32).long() << 2)
+    kept_from = ranked.first_at_least(value_key(tau32))
     kept = (n - kept_from).double()
     for score, r in _AUC_REGION.items():
         inside = area_px[r][:, None] - ranked.count_below(r, kept_from)
@@ -327,7 +344,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     # cut fills the places left with its in-mask share.
     for r in _RANK_REGIONS:
         k = area_px[r].long()[:, None]
-        cut = torch.gather(ranked.keys, 1, (n - k).clamp(0, n - 1)) >> 2 << 2
+        cut = ranked.keys_at((n - k).clamp(0, n - 1))
         run_lo, run_hi = ranked.first_at_least(cut), ranked.first_above(cut)
         above = (n - run_hi).double()
         below_hi = ranked.count_below(r, run_hi)
@@ -349,8 +366,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         chance[f"roc_auc_{r}"] = _nan_where(torch.full_like(n_pos, 0.5), degenerate)
 
     # Pointing game: share of the pixels at the maximum that lie within the tolerance of M.
-    top_key = ranked.keys[:, -1:] >> 2 << 2
-    top_from = ranked.first_at_least(top_key)
+    last = torch.full((batch, 1), n - 1, device=device)
+    top_from = ranked.first_at_least(ranked.keys_at(last))
     n_top = (n - top_from[:, 0]).double()
     for r in _POINTING_REGIONS:
         empty = area_px[r] == 0
@@ -359,7 +376,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
             near_px = area_px[r]
         else:
             near = distance_to(masks[r]).view(batch, n) <= pointing_tolerance
-            top = _unit_scale(w, w_max).contiguous().view(torch.int32).long() << 2 == top_key
+            top = w_unit == ranked.values_at(last).float()
             hits, near_px = (top & near).sum(1).double(), near.sum(1).double()
         out[f"pointing_{r}"] = _nan_where(hits / n_top, empty)
         chance[f"pointing_{r}"] = _nan_where(near_px / n, empty)

@@ -1,0 +1,91 @@
+"""Benchmark: the full structure-metric suite vs Quantus's RelevanceMassAccuracy, same data, same run.
+
+Data: B part-label maps of real `standard` test rows (224x224, QR codes on backgrounds with quiet
+zones), and CAM-like saliency: random 7x7 maps upsampled bilinearly to 224x224 (as a ResNet CAM is).
+Both tools score the same maps against the same masks on the CPU; Quantus gets the finder mask (its
+metric takes one binary mask per sample) and its RelevanceMassAccuracy must equal our `fmr`.
+
+    .venv/bin/python scripts/bench_metrics.py [--batch 256] [--repeats 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def make_data(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(saliency, parts): CAM-like maps and the part maps of the first QR rows of `standard`/test."""
+    from cambench_qr.dataset_builder import generate_row
+
+    distinct = min(batch, 32)  # rendering is not what is timed: reuse 32 part maps
+    rows = [generate_row("standard", "test", 2 * i, seed, size) for i in range(4 * distinct)]
+    maps = [r["parts"] for r in rows if r["label"] == 1][:distinct]
+    if len(maps) < distinct:
+        raise RuntimeError(f"found only {len(maps)} QR rows among {len(rows)}")
+    parts = torch.from_numpy(np.stack([maps[i % distinct] for i in range(batch)]))
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(batch, 1, 7, 7, generator=g) ** 2
+    saliency = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    return saliency.contiguous(), parts
+
+
+def best_of(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import quantus
+
+    from cambench_qr.metrics import SCORE_NAMES, structure_scores
+
+    saliency, parts = make_data(args.batch, args.size)
+    b = args.batch
+    ours = best_of(lambda: structure_scores(saliency, parts), args.repeats)
+    scores_ours = structure_scores(saliency, parts)
+
+    x = np.zeros((b, 1, args.size, args.size), np.float32)
+    a = saliency.numpy()[:, None]
+    s = (parts.numpy() == 2)[:, None].astype(np.float32)
+    rma = quantus.RelevanceMassAccuracy(disable_warnings=True, display_progressbar=False)
+    theirs_scores = []
+
+    def run_quantus() -> None:
+        theirs_scores[:] = rma(model=None, x_batch=x, y_batch=np.zeros(b, int), a_batch=a, s_batch=s,
+                        channel_first=True, batch_size=64)
+
+    theirs = best_of(run_quantus, 1)
+    agree = np.allclose(np.asarray(theirs_scores, np.float64), scores_ours["fmr"].numpy(), atol=1e-5)
+
+    ms_ours, ms_theirs = ours / b * 1000, theirs / b * 1000
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch threads {torch.get_num_threads()}; B={b}, {args.size}x{args.size}, CPU")
+    print(f"cambench_qr structure_scores, full suite ({len(SCORE_NAMES)} scores + their chance values): "
+          f"{ms_ours:.3f} ms/sample ({ours * 1000:.0f} ms per batch, best of {args.repeats})")
+    print(f"quantus RelevanceMassAccuracy (one score): {ms_theirs:.3f} ms/sample")
+    print(f"ratio quantus-one-metric / our-full-suite: {ms_theirs / ms_ours:.1f}x "
+          f"(goal >= 50x); full suite {'meets' if ms_ours <= 0.5 else 'misses'} the 0.5 ms/sample goal")
+    print(f"quantus RMA == our fmr on every sample: {agree}")
+
+
+if __name__ == "__main__":
+    main()
