@@ -127,6 +127,8 @@ def test_rebuild_is_byte_identical_and_num_proc_free(two_configs, tmp_path):
     again = build("standard", tmp_path / "again")
     first = {k: v for k, v in parquet_files(two_configs).items() if k.startswith("data/standard")}
     assert parquet_files(again) == first  # built with num_proc=2 there, 1 here: same bytes
+    figure = "figures/standard.png"
+    assert (again / figure).read_bytes() == (two_configs / figure).read_bytes()
 
 
 def test_rebuild_in_place_regenerates(tmp_path):

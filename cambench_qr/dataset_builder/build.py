@@ -47,8 +47,9 @@ STAGING_PREFIX = ".cambench-build-"
 ROWS_PER_ROW_GROUP = 100  # parquet row group size (the Hub viewer's choice for image datasets)
 ROWS_PER_SHARD = 5000  # rows per parquet file: a few hundred MB at most at 224 px
 # cv2.imencode PNG settings (lossless either way). One fixed row filter instead of OpenCV's per-row adaptive
-# choice: "up" for RGB (same size, ~1.6x faster), "none" for the flat label maps (~10x faster, < 1 KB).
-PNG_RGB = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+# choice: "up" at zlib level 1 for RGB (2.5x faster than adaptive at level 3 on 224 px standard images,
+# 11% larger: 21 KB), "none" for the flat label maps (~10x faster, < 1 KB).
+PNG_RGB = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 PNG_GRAY = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 FIGURE_SAMPLES = 6  # rows shown in the card figure
 
