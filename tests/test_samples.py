@@ -3,10 +3,18 @@
 import cv2
 import numpy as np
 import pytest
+import zxingcpp
 
 from cambench_qr import parts as P
 from cambench_qr.dataset_builder.distortions import DISTORTION_FAMILIES, GEOMETRIC
-from cambench_qr.dataset_builder.render import apply_homography, quad_homography
+from cambench_qr.dataset_builder.negatives import NEGATIVE_KINDS, SYMBOLOGIES, negative_object
+from cambench_qr.dataset_builder.render import (
+    apply_homography,
+    draw_grid,
+    quad_homography,
+    scaling,
+    translation,
+)
 from cambench_qr.dataset_builder.samples import (
     CONFIG_NAMES,
     find_payload,
@@ -196,3 +204,42 @@ def test_bad_input():
     with pytest.raises(ValueError, match="image_size"):
         generate_row("standard", "train", 0, 0, image_size=10)
     assert set(CONFIG_NAMES) >= {"standard", "paper", *DISTORTION_FAMILIES}
+
+
+def _render_alone(grid) -> np.ndarray:
+    """A grid drawn at an integer pitch on white with a 20 px margin."""
+    height, width = grid.ink.shape
+    pitch = max(1, 200 // max(height, width))
+    canvas = np.full((height * pitch + 40, width * pitch + 40, 3), 255, np.uint8)
+    h = translation(20, 20) @ scaling(pitch) @ translation(grid.margin, grid.margin)
+    labels = draw_grid(canvas, grid, h, (255,) * 3, (0,) * 3, pitch)
+    assert set(np.unique(labels)) == {P.BACKGROUND, P.DISTRACTOR}
+    return canvas
+
+
+@pytest.mark.parametrize("kind", NEGATIVE_KINDS)
+def test_negative_objects(kind):
+    # Other symbologies are real symbols (zxing-cpp reads them as their own format); nothing else reads
+    # as any barcode, in particular the finder-less and cluttered QR-like grids.
+    for seed in range(3):
+        grid = negative_object(kind, np.random.default_rng(seed))
+        assert set(np.unique(grid.labels)) == {P.DISTRACTOR}
+        assert 0.0 <= grid.ink.min() and grid.ink.max() <= 1.0 and grid.ink.max() > 0
+        formats = [result.format for result in zxingcpp.read_barcodes(_render_alone(grid))]
+        if kind in SYMBOLOGIES:
+            assert SYMBOLOGIES[kind] in formats
+        else:
+            assert formats == []
+
+
+def test_negative_rows_and_distractors():
+    negatives = [generate_row("standard", "train", i, 2) for i in range(1, 120, 2)]
+    assert {row["negative_kind"] for row in negatives} == set(NEGATIVE_KINDS)
+    for row in negatives:
+        assert not zxingcpp.read_barcodes(row["image"], formats=zxingcpp.BarcodeFormat.QRCodeModel2)
+        assert (row["parts"] == P.DISTRACTOR).mean() > 0.01  # elongated PDF417 / rMQR can be thin
+    qr_rows = [generate_row("standard", "train", i, 2) for i in range(0, 80, 2)]
+    with_distractors = [row for row in qr_rows if (row["parts"] == P.DISTRACTOR).any()]
+    assert 0.15 <= len(with_distractors) / len(qr_rows) <= 0.6
+    with pytest.raises(ValueError, match="negative kind"):
+        negative_object("hologram", np.random.default_rng(0))

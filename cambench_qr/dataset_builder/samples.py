@@ -101,9 +101,10 @@ def row_severity(config: str, index: int) -> int:
 
 
 def find_payload(image: np.ndarray, payload: str) -> zxingcpp.Barcode | None:
-    """The QR code zxing-cpp reads in ``image`` whose text equals ``payload`` (None if none does; other
-    codes it may also find are ignored)."""
-    for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode):
+    """The QR code (model 2; zxing-cpp's ``QRCode`` family would also read Micro QR and rMQR) that
+    zxing-cpp reads in ``image`` with text equal to ``payload``, or None; other codes it may find are
+    ignored."""
+    for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCodeModel2):
         if result.text == payload:
             return result
     return None
