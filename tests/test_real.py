@@ -1,6 +1,10 @@
 """The real config: one row per decoded photo of shared/realqr, part maps that sit on the photographed
 symbol (finder dark rings darker than the light separators), clear errors for bad manifests."""
 
+import contextlib
+import io
+import json
+import math
 from pathlib import Path
 
 import cv2
@@ -9,9 +13,13 @@ import numpy as np
 import pytest
 
 from cambench_qr.cli import main
+from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.dataset_builder.geometry import expected_colours
 from cambench_qr.dataset_builder.real import photo_row, read_manifest, real_row, symbol_homography
 from cambench_qr.dataset_builder.render import apply_homography
+from cambench_qr.harness.evaluate import evaluate
+from cambench_qr.harness.train import train
+from cambench_qr.harness.transfer import transfer_summary
 from cambench_qr.parts import FINDER, SEPARATOR
 
 # The photos are not part of the repository: CI provides the folder shared/realqr beside the checkout.
@@ -57,15 +65,42 @@ def test_part_maps_sit_on_the_photographed_symbol():
     assert np.median(shifted) < 0.5 * np.median(contrast)  # a map one module off is noticed
 
 
-def test_cli_builds_one_row_per_decoded_photo(tmp_path, capsys):
-    out = tmp_path / "ds"
-    assert main(["--quiet", "build", "--config", "real", "--photos", str(PHOTOS), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """A folder with the real config (through the CLI) and a tiny standard config; the CLI's output."""
+    out = tmp_path_factory.mktemp("real") / "ds"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(["--quiet", "build", "--config", "real", "--photos", str(PHOTOS), "--out", str(out)]) == 0
+    build_dataset("standard", out, num_train=8, num_test=8, image_size=64, quiet=True)
+    return out, printed.getvalue()
+
+
+def test_cli_builds_one_row_per_decoded_photo(built):
+    out, printed = built
     assert "127 test rows" in printed and "11 photos not decoded" in printed
     test = datasets.load_dataset(str(out), "real")["test"]
     assert len(test) == 127 and set(test["source"]) == {"real"} and set(test["label"]) == {1}
     assert all(len(c) == 4 for c in test["corners"]) and min(test["version"]) >= 1
     assert main(["build", "--config", "real", "--out", str(out)]) == 2  # --photos is required
+
+
+def test_evaluation_reports_the_transfer_gap(built, tmp_path):
+    out, _ = built
+    model = train(data=str(out), out=tmp_path / "model", backbone="test_resnet", pretrained="none", epochs=1,
+                  image_size=64, batch_size=8, quiet=True)
+    result = evaluate(model=model, data=str(out), out=tmp_path / "eval", configs=("standard", "real"),
+                      methods=("gradcam",), batch_size=8, max_samples=16, n_boot=20, faithfulness_samples=0,
+                      cross_resolution=(), latency_batch=0, quiet=True)
+    summary = json.loads((result / "summary.json").read_text())
+    accuracy = {r["config"]: r["value"] for r in summary["accuracy"]}
+    fmr = {r["config"]: r["mean"] for r in summary["structure"]
+           if r["method"] == "gradcam" and r["score"] == "fmr" and r["distortion"] == "none"}
+    gaps = {(r["method"], r["score"]): r for r in summary["robustness"] if r.get("kind") == "transfer"}
+    assert math.isclose(gaps[(None, "accuracy")]["gap"], accuracy["real"] - accuracy["standard"])
+    assert math.isclose(gaps[("gradcam", "fmr")]["gap"], fmr["real"] - fmr["standard"])
+    assert {s for _, s in gaps} == {"accuracy", "fmr", "tmr", "bl", "dts"}
+    standard_only = [r for r in summary["accuracy"] if r["config"] == "standard"]
+    assert transfer_summary(standard_only, summary["structure"]) == []
 
 
 def test_bad_manifests_are_named(tmp_path):

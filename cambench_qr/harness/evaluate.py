@@ -14,7 +14,8 @@ samples of each config insertion / deletion AUCs (``faithfulness.insertion_delet
 with bootstrap CI per config / method / distortion / severity (``metrics.aggregate``), Spearman rho
 between each method's finder (timing) mass and the finder (timing) logit drop, threshold-IoU curves, a
 cross-resolution check and latency. With the ``interventions`` config among ``configs``, ``causal`` also
-holds the per-part intervention logit drops and each method's causal agreement (``harness.causal``).
+holds the per-part intervention logit drops and each method's causal agreement (``harness.causal``); with
+``standard`` and ``real``, ``robustness`` holds the real-photo transfer gaps (``harness.transfer``).
 
 Under ``accelerate launch`` every process scores its shard and ``gather_for_metrics`` collects the rows;
 each sample is identified by its row number and the run fails if one is missing or duplicated.
@@ -50,6 +51,7 @@ from .faithfulness import IOU_THRESHOLDS, control_mask, insertion_deletion, occl
 from .io import hardware, write_atomic, write_json
 from .models import check_input_size, load_checkpoint
 from .options import PAPER_METHODS, add_evaluate_arguments
+from .transfer import transfer_summary
 
 SCHEMA_VERSION = 1
 QR_LABEL = LABEL_NAMES.index("qr")
@@ -149,6 +151,7 @@ def evaluate(
     latency = _latency(accelerator, scorer, splits[configs[0]], methods, image_size, latency_batch)
 
     if accelerator.is_main_process:
+        structure = _structure_summary(columns, n_boot, seed)
         summary = {
             "schema_version": SCHEMA_VERSION, "package_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -164,11 +167,11 @@ def evaluate(
                 "cam_target": "predicted class", "normalize": "relu + sum", "fill": "per-image mean",
             },
             "accuracy": accuracy,
-            "structure": _structure_summary(columns, n_boot, seed),
+            "structure": structure,
             "faithfulness": _faithfulness_summary(columns, n_boot, seed),
             "causal": _causal_summary(columns) + causal_summary(columns, intervention_pairs(splits),
                                                                 n_boot=n_boot, seed=seed),
-            "robustness": robustness,
+            "robustness": robustness + transfer_summary(accuracy, structure),
             "latency": latency,
         }
         write_atomic(out / "per_sample.parquet", lambda tmp: pq.write_table(pa.table(dict(columns)), tmp))
