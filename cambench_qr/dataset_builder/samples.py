@@ -11,10 +11,11 @@ Configs:
 - ``standard`` (default): a ``image_size`` px square canvas (224) with a random background
   (``backgrounds.BACKGROUND_KINDS``), one object placed at a random position: a QR code (versions 1-10
   uniform, ECC L/M/Q/H uniform, payload style and length uniform among those that need that version, mask
-  pattern uniform 0..7, light paper / dark ink colours, a ``QUIET_ZONE`` module quiet zone, module pitch
-  U[2.5 px, the largest that fits]) or a hard negative (``negatives.NEGATIVE_KINDS`` uniform, 30% to 95%
-  of the canvas); with p = 0.35 one or two distractors (other symbologies, text, shapes) beside it in free
-  background. Clean: ``distortion = "none"``, ``severity = 0``.
+  pattern uniform 0..7, light paper / dark ink colours, a ``QUIET_ZONE`` module quiet zone) or a hard
+  negative (``negatives.NEGATIVE_KINDS`` uniform); the object incl. its margin spans U[30%, 95%] of the
+  canvas side (QR module pitch at least 2.5 px at 224 px); with p = 0.35 one or two distractors (other
+  symbologies, text, shapes) beside it in free background. Clean: ``distortion = "none"``,
+  ``severity = 0``.
 - a distortion family (``distortions.DISTORTION_FAMILIES``): a ``standard`` sample with that family at the
   row's severity (geometric families compose into the homography; ``scale`` fixes the module pitch, and
   a negative's size to that of a 45-module symbol at that pitch).
@@ -74,9 +75,9 @@ DEFAULT_CONFIG = "standard"
 SPLITS: tuple[str, ...] = ("train", "test")
 DEFAULT_IMAGE_SIZE = 224
 QUIET_ZONE = 4  # modules, as ISO/IEC 18004 requires
-MIN_PITCH = 2.5  # px per module for clean standard QR codes
+MIN_PITCH = 2.5  # px per module (at 224 px) for clean standard QR codes
 DISTRACTOR_PROBABILITY = 0.35
-NEGATIVE_FILL = (0.3, 0.95)  # range of the negative's extent as a fraction of the canvas side
+FILL = (0.3, 0.95)  # range of the object's extent (incl. margin) as a fraction of the canvas side
 SCALE_REFERENCE_MODULES = 45  # a V5 symbol + quiet zone: the size a negative takes in the scale family
 PAPER_SCALES = (8, 10, 12)
 
@@ -128,15 +129,16 @@ def _qr_columns(image: np.ndarray, h: np.ndarray, version: int, ecc: str, mask: 
 
 
 def _add_distractors(rng: np.random.Generator, canvas: np.ndarray, parts: np.ndarray) -> None:
-    """With p = DISTRACTOR_PROBABILITY place 1-2 distractors (symbology, text or a shape) in free
-    background (10 tries each; a box is free when all its parts are 0)."""
+    """With p = DISTRACTOR_PROBABILITY place 1-2 distractors (symbology, text or a shape), each in a
+    square box of 10-25% of the canvas side in free background (20 tries each; a box is free when all
+    its parts are 0)."""
     if rng.random() >= DISTRACTOR_PROBABILITY:
         return
     height, width = parts.shape
     for _ in range(int(rng.integers(1, 3))):
         kind = ("shape", *DISTRACTOR_KINDS)[int(rng.integers(len(DISTRACTOR_KINDS) + 1))]
-        side = int(rng.uniform(0.12, 0.3) * min(height, width))
-        for _ in range(10):
+        side = int(rng.uniform(0.1, 0.25) * min(height, width))
+        for _ in range(20):
             x0, y0 = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
             if not parts[y0:y0 + side, x0:x0 + side].any():
                 break
@@ -188,9 +190,9 @@ def standard_sample(seed: int, is_qr: bool, image_size: int, distortion: str = "
             pitch *= SCALE_REFERENCE_MODULES / max(grid.ink.shape)
         pitch = min(pitch, largest)
     elif is_qr:
-        pitch = float(rng.uniform(min(MIN_PITCH * scale_factor, largest), largest))
+        pitch = float(np.clip(rng.uniform(*FILL) * largest, MIN_PITCH * scale_factor, largest))
     else:
-        pitch = float(rng.uniform(*NEGATIVE_FILL)) * largest
+        pitch = float(rng.uniform(*FILL)) * largest
     h = fit_homography(grid, warp, size, pitch, rng)
     parts = draw_grid(canvas, grid, h, random_colour(rng, 190, 255), random_colour(rng, 0, 70),
                       max(1, math.ceil(pitch)))
