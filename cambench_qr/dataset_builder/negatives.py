@@ -24,7 +24,7 @@ import zxingcpp
 from cambench_qr.dataset_builder.backgrounds import text_patch
 from cambench_qr.dataset_builder.geometry import encode, part_map
 from cambench_qr.dataset_builder.payloads import ALPHANUMERIC, payload_for_version, random_text
-from cambench_qr.dataset_builder.render import Grid
+from cambench_qr.dataset_builder.render import Grid, pad
 from cambench_qr.parts import DISTRACTOR, FINDER, SEPARATOR
 
 SYMBOLOGIES: dict[str, zxingcpp.BarcodeFormat] = {
@@ -44,7 +44,7 @@ _FINDER = np.pad(np.pad(np.ones((3, 3)), 1), 1, constant_values=1)  # 7x7 dark-l
 
 def _patch(ink: np.ndarray, margin: int, smooth: bool = True) -> Grid:
     """A Grid labelled DISTRACTOR over its whole patch, with a light margin."""
-    ink = np.pad(np.asarray(ink, np.float32), margin)
+    ink = pad(ink, margin, 0.0, np.float32)
     return Grid(ink, np.full(ink.shape, DISTRACTOR, np.uint8), margin, smooth)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from functools import cache
 
 import numpy as np
 from qrcode.util import BIT_LIMIT_TABLE
@@ -25,6 +26,7 @@ def _bits(style: str, length: int, version: int) -> int:
     return 4 + (8, 16, 16)[band] + 8 * length
 
 
+@cache
 def capacity(version: int, ecc: str, style: str) -> int:
     """Most characters of ``style`` that fit a symbol of ``version`` / ``ecc`` in one segment."""
     limit = BIT_LIMIT_TABLE[QRCODE_ECC[ecc]][check_version(version)]

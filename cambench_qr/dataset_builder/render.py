@@ -100,9 +100,15 @@ def qr_grid(modules: np.ndarray, parts: np.ndarray, quiet_zone: int, quiet_label
         raise ValueError(f"modules {modules.shape} and parts {parts.shape} differ in shape")
     if quiet_zone < 0:
         raise ValueError(f"quiet_zone must be >= 0 modules, got {quiet_zone}")
-    ink = np.pad(modules.astype(np.float32), quiet_zone)
-    labels = np.pad(parts, quiet_zone, constant_values=quiet_label)
-    return Grid(ink, labels, quiet_zone)
+    return Grid(pad(modules, quiet_zone, 0.0, np.float32), pad(parts, quiet_zone, quiet_label, np.uint8),
+                quiet_zone)
+
+
+def pad(a: np.ndarray, margin: int, value: float, dtype: type) -> np.ndarray:
+    """``a`` cast to ``dtype`` inside a border of ``margin`` cells of ``value`` (np.pad is ~10x slower)."""
+    out = np.full((a.shape[0] + 2 * margin, a.shape[1] + 2 * margin), value, dtype)
+    out[margin:margin + a.shape[0], margin:margin + a.shape[1]] = a
+    return out
 
 
 def _upsample(a: np.ndarray, factor: int) -> np.ndarray:
