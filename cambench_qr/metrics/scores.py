@@ -92,7 +92,7 @@ def _module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
 
 def _scored_map(flat: torch.Tensor, normalize: str, signed: bool
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(w, w_max, total)``: the scored map (B, n), its row maxima and float64 row sums."""
+    """``(w, w_max)``: the scored map (B, n) and its row maxima."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     lo, hi = torch.aminmax(flat, dim=1)
@@ -109,7 +109,7 @@ def _scored_map(flat: torch.Tensor, normalize: str, signed: bool
         span = hi - lo
         flat = (flat - lo[:, None]) / torch.where(span > 0, span, 1)[:, None]
         hi = (span > 0).float()
-    return flat, hi, flat.sum(1, dtype=torch.float64)
+    return flat, hi
 
 
 def normalized_mass(saliency, normalize: str = "sum", signed: bool = False
@@ -121,7 +121,8 @@ def normalized_mass(saliency, normalize: str = "sum", signed: bool = False
     sal = torch.as_tensor(saliency)
     if not sal.is_floating_point():
         raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
-    w, _, total = _scored_map(sal.flatten(1).float(), normalize, signed)
+    w, _ = _scored_map(sal.flatten(1).float(), normalize, signed)
+    total = w.sum(1, dtype=torch.float64)
     valid = total > 0
     p = w / torch.where(valid, total, 1).float()[:, None]
     return p.view(sal.shape), valid
@@ -168,37 +169,55 @@ def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
     return w * scale[:, None]
 
 
-# Prefix counters packed in one int64 cumsum, 21 bits each: finder | timing << 21 | box << 42.
-_FIELD_BITS = 21
-_FIELD = (1 << _FIELD_BITS) - 1
-_PACKED_CLASS = torch.tensor([0, 1 << 42, (1 << 42) | (1 << 21), (1 << 42) | 1], dtype=torch.int64)
+# Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
+_MIN_CLASS = {"finder": 3, "timing": 2, "structure": 2, "box": 1}
+_MAX_BLOCK = 4096  # block sums of positions stay below 2**24, exact in float32
+
+
+def _block_length(n: int, width: int) -> int:
+    """A divisor of n of at most _MAX_BLOCK pixels (the image width when it is small enough)."""
+    if width <= _MAX_BLOCK:
+        return width
+    return max(d for d in range(1, _MAX_BLOCK + 1) if n % d == 0)
 
 
 class _Ranked:
-    """Pixels of each row in ascending order of saliency, with in-region counts of every prefix."""
+    """Pixels of each row in ascending order of saliency, with in-region counts of any prefix.
 
-    def __init__(self, keys: torch.Tensor):
+    The sorted row is cut into blocks of ``block`` pixels; one float32 matmul per region gives each
+    block's pixel count and position sum (exact: both stay below 2**24), their cumulative sums give
+    the counts up to every block start, and a query reads the rest inside its block."""
+
+    def __init__(self, keys: torch.Tensor, block: int):
         self.keys = keys  # int32, see sorted_keys
-        self.n = keys.shape[1]
-        self.pixel_class = keys & 3
-        self.prefix = torch.cumsum(_PACKED_CLASS.to(keys.device)[self.pixel_class], 1)
+        self.batch, self.n = keys.shape
+        self.block = block
+        self.blocks = (keys & 3).view(self.batch, self.n // block, block)
+        offsets = torch.arange(block, device=keys.device, dtype=torch.float32)
+        weights = torch.stack([torch.ones_like(offsets), offsets], 1)  # (block, 2): count, position sum
+        self.before_block: dict[str, torch.Tensor] = {}
+        self.position_sum: dict[str, torch.Tensor] = {}
+        for region in ("finder", "structure", "box"):
+            per_block = torch.matmul((self.blocks >= _MIN_CLASS[region]).float(), weights).double()
+            counts, offset_sums = per_block[..., 0], per_block[..., 1]
+            self.before_block[region] = torch.cumsum(counts, 1) - counts
+            starts = torch.arange(0, self.n, block, device=keys.device, dtype=torch.float64)
+            self.position_sum[region] = (counts * starts + offset_sums).sum(1)
         self._tie_candidates: tuple[torch.Tensor, ...] | None = None
-
-    @staticmethod
-    def field(packed: torch.Tensor, region: str) -> torch.Tensor:
-        if region == "finder":
-            return packed & _FIELD
-        if region == "timing":
-            return (packed >> _FIELD_BITS) & _FIELD
-        if region == "structure":
-            return (packed & _FIELD) + ((packed >> _FIELD_BITS) & _FIELD)
-        return packed >> (2 * _FIELD_BITS)  # box
 
     def count_below(self, region: str, position: torch.Tensor) -> torch.Tensor:
         """Pixels of ``region`` among the sorted positions [0, position) (float64, shape of position)."""
-        at = torch.where(position > 0, torch.gather(self.prefix, 1, (position - 1).clamp_min(0)), 0)
-        count = position - self.field(at, "box") if region == "outside" else self.field(at, region)
-        return count.double()
+        if region == "outside":
+            return position - self.count_below("box", position)
+        if region == "timing":
+            return self.count_below("structure", position) - self.count_below("finder", position)
+        index = position.clamp(max=self.n - 1) // self.block
+        inside = position - index * self.block  # pixels of the block before the position (<= block)
+        rows = torch.arange(self.batch, device=position.device)[:, None]
+        block_class = self.blocks[rows, index]  # (B, Q, block)
+        offsets = torch.arange(self.block, device=position.device)
+        partial = ((block_class >= _MIN_CLASS[region]) & (offsets < inside[..., None])).sum(-1)
+        return torch.gather(self.before_block[region], 1, index) + partial
 
     def first_at_least(self, key: torch.Tensor) -> torch.Tensor:
         """First sorted position whose value is >= the value of ``key`` (a key with class 0)."""
@@ -217,12 +236,6 @@ class _Ranked:
         bits = ((torch.gather(self.keys, 1, position).long() + _KEY_OFFSET) >> 2).int()
         return bits.view(torch.float32).double()
 
-    def position_sums(self) -> dict[str, torch.Tensor]:
-        """Sum of the 0-based sorted positions of the box's and of the structure's pixels."""
-        positions = torch.arange(self.n, device=self.keys.device, dtype=torch.int32)
-        return {region: torch.where(self.pixel_class >= first_class, positions, 0).sum(1).double()
-                for region, first_class in (("box", _BOX_OTHER), ("structure", _TIMING))}
-
     def mixed_run_pairs(self, first_class: int) -> torch.Tensor:
         """Per row, sum over runs of equal values of (#pixels of class < first_class) x (#pixels of
         class >= first_class) in the run: the tied pairs between a region and its complement.
@@ -232,7 +245,7 @@ class _Ranked:
         if self._tie_candidates is None:  # neighbours with the same value and a higher class
             diff = self.keys[:, 1:] - self.keys[:, :-1]
             row, col = ((diff >= 1) & (diff <= 3)).nonzero(as_tuple=True)
-            self._tie_candidates = (row, col, self.pixel_class[row, col], diff[row, col])
+            self._tie_candidates = (row, col, self.keys[row, col] & 3, diff[row, col])
         row, col, prev_class, step = self._tie_candidates
         at = (prev_class < first_class) & (prev_class + step >= first_class)
         row, j = row[at], col[at] + 1
@@ -277,9 +290,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     height, width = shape[1], shape[2]
     device = flat_s.device
     px = _module_px(module_px, batch, device)
-    w, w_max, total = _scored_map(flat_s, normalize, signed)
-    valid = total > 0
-    total = torch.where(valid, total, 1)
+    w, w_max = _scored_map(flat_s, normalize, signed)
     parts_2d = flat_parts.view(batch, height, width)
     masks = region_masks(parts_2d, mask_mode, None if module_px is None else px)
     out: dict[str, torch.Tensor] = {}
@@ -290,7 +301,11 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
                                            )[:, None]).view(-1)
     part_mass = torch.bincount(ids, weights=w.reshape(-1).double(), minlength=batch * NUM_PARTS)
     part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double()
-    part_mass, part_px = part_mass.view(batch, NUM_PARTS) / total[:, None], part_px.view(batch, NUM_PARTS)
+    part_mass, part_px = part_mass.view(batch, NUM_PARTS), part_px.view(batch, NUM_PARTS)
+    total = part_mass.sum(1)  # sum(w), accumulated in float64 by the bincount
+    valid = total > 0
+    total = torch.where(valid, total, 1)
+    part_mass = part_mass / total[:, None]
     for i, name in enumerate(PART_NAMES):
         out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], part_px[:, i] / n
     region_mass, area_px = {}, {}
@@ -301,7 +316,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         region_mass["timing"], area_px["timing"] = part_mass[:, TIMING], part_px[:, TIMING]
     else:
         timing = masks["timing"].view(batch, n)
-        region_mass["timing"] = (w * timing).sum(1, dtype=torch.float64) / total
+        region_mass["timing"] = (w * timing).sum(1).double() / total
         area_px["timing"] = timing.sum(1).double()
     region_mass["structure"] = region_mass["finder"] + region_mass["timing"]
     area_px["structure"] = area_px["finder"] + area_px["timing"]
@@ -321,7 +336,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     pixel_class = (masks["box"].to(torch.uint8) + masks["timing"].to(torch.uint8)
                    + masks["finder"].to(torch.uint8) * 2).view(batch, n)
     w_unit = _unit_scale(w, w_max)
-    ranked = _Ranked(sorted_keys(w_unit, pixel_class))
+    ranked = _Ranked(sorted_keys(w_unit, pixel_class), _block_length(n, width))
 
     # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
     # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
@@ -355,11 +370,10 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
 
     # ROC-AUC = Mann-Whitney U / (|M| |not M|), ties counting one half. Ties sort by class, complement
     # first, so sum of M's positions - |M|(|M|-1)/2 counts every tied pair in full; subtract half.
-    position_sums = ranked.position_sums()
     for r, first_class in (("structure", _TIMING), ("box", _BOX_OTHER)):
         n_pos = area_px[r]
         n_neg = n - n_pos
-        u_ties_full = position_sums[r] - n_pos * (n_pos - 1) / 2
+        u_ties_full = ranked.position_sum[r] - n_pos * (n_pos - 1) / 2
         u = u_ties_full - ranked.mixed_run_pairs(first_class) / 2
         degenerate = (n_pos == 0) | (n_neg == 0)
         out[f"roc_auc_{r}"] = _nan_where(u / (n_pos * n_neg), degenerate)
@@ -385,8 +399,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     dist = distance_to(masks["structure"]).view(batch, n)
     no_structure = area_px["structure"] == 0
     dist[no_structure] = 0
-    mean_dist = (w * dist).sum(1, dtype=torch.float64) / total
-    chance_dist = dist.sum(1, dtype=torch.float64) / n
+    mean_dist = (w * dist).sum(1).double() / total  # float32 sums are cascaded: relative error ~1e-7
+    chance_dist = dist.sum(1).double() / n
     diagonal = float(np.hypot(height, width))
     out["dts"] = _nan_where(mean_dist / diagonal, no_structure)
     chance["dts"] = _nan_where(chance_dist / diagonal, no_structure)
