@@ -14,9 +14,9 @@ from cambench_qr.dataset_builder.geometry import (
     bch_format_bits,
     encode,
     expected_colours,
+    format_info_positions,
     part_map,
     penalty,
-    read_format,
     symbol_size,
 )
 from cambench_qr.dataset_builder.payloads import ALPHANUMERIC, payload_for_version, random_text
@@ -26,6 +26,18 @@ REMAINDER_BITS = {**dict.fromkeys(range(1, 2), 0), **dict.fromkeys(range(2, 7), 
                   **dict.fromkeys(range(7, 14), 0), **dict.fromkeys(range(14, 21), 3),
                   **dict.fromkeys(range(21, 28), 4), **dict.fromkeys(range(28, 35), 3),
                   **dict.fromkeys(range(35, 41), 0)}
+
+
+def read_format(modules: np.ndarray) -> tuple[str, int]:
+    """(ecc, mask_pattern) from the first format-information copy of a module matrix: the one valid
+    format word it equals (ValueError when none)."""
+    near, _ = format_info_positions((modules.shape[0] - 17) // 4)
+    word = int(sum(int(modules[r, c]) << i for i, (r, c) in enumerate(near)))
+    for ecc in ECC_LEVELS:
+        for mask in range(8):
+            if bch_format_bits(ecc, mask) == word:
+                return ecc, mask
+    raise ValueError(f"format information {word:015b} is not a valid QR format word")
 
 
 def test_hand_counted_versions():
@@ -120,5 +132,3 @@ def test_bad_input():
         encode("A", None, "L", 8)
     with pytest.raises(ValueError, match="does not fit"):
         encode("A" * 100, 1, "H")
-    with pytest.raises(ValueError, match="not a valid"):
-        read_format(np.zeros((21, 21), bool))

@@ -8,7 +8,6 @@ from cambench_qr.dataset_builder.render import (
     Grid,
     apply_homography,
     draw_grid,
-    labels_reference,
     mean_module_pitch,
     opencv_matrix,
     qr_grid,
@@ -19,6 +18,21 @@ from cambench_qr.dataset_builder.render import (
     translation,
     warp_labels,
 )
+
+
+def labels_reference(labels: np.ndarray, h: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:
+    """Label map by explicit inverse mapping of every pixel centre (slow, exact): pixel centre
+    ``(x + 0.5, y + 0.5)`` -> module coords ``h^-1`` -> grid cell ``floor(u + margin), floor(v + margin)``."""
+    height, width = size
+    ys, xs = np.mgrid[0:height, 0:width]
+    centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
+    uv = apply_homography(np.linalg.inv(h), centres)
+    col = np.floor(uv[:, 0] + margin).astype(np.int64)
+    row = np.floor(uv[:, 1] + margin).astype(np.int64)
+    inside = (row >= 0) & (row < labels.shape[0]) & (col >= 0) & (col < labels.shape[1])
+    out = np.zeros(height * width, np.uint8)
+    out[inside] = labels[row[inside], col[inside]]
+    return out.reshape(height, width)
 
 
 def test_opencv_matrix_by_hand():

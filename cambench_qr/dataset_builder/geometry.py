@@ -56,13 +56,6 @@ def symbol_size(version: int) -> int:
     return 4 * check_version(version) + 17
 
 
-def version_of_size(size: int) -> int:
-    """Inverse of ``symbol_size``: ``version = (N - 17) / 4``; ValueError if N is not a QR size."""
-    if (size - 17) % 4 or not 21 <= size <= 177:
-        raise ValueError(f"{size} is not the side of a QR symbol (21, 25, ..., 177)")
-    return (size - 17) // 4
-
-
 def finder_origins(version: int) -> tuple[tuple[int, int], ...]:
     """Top-left (row, col) of the three 7x7 finder patterns: top-left, top-right, bottom-left."""
     n = symbol_size(version)
@@ -170,18 +163,6 @@ def bch_format_bits(ecc: str, mask_pattern: int) -> int:
         if rem >> (shift + 10) & 1:
             rem ^= 0x537 << shift
     return (data << 10 | rem) ^ 0x5412
-
-
-def read_format(modules: np.ndarray) -> tuple[str, int]:
-    """Decode (ecc, mask_pattern) from the first format-information copy of a module matrix (exact match
-    against the 32 valid words; ValueError when none matches)."""
-    near, _ = format_info_positions(version_of_size(modules.shape[0]))
-    word = int(sum(int(modules[r, c]) << i for i, (r, c) in enumerate(near)))
-    for ecc in ECC_LEVELS:
-        for mask in range(8):
-            if bch_format_bits(ecc, mask) == word:
-                return ecc, mask
-    raise ValueError(f"format information {word:015b} is not a valid QR format word")
 
 
 def mask_grid(mask_pattern: int, n: int) -> np.ndarray:

@@ -37,7 +37,6 @@ SYMBOLOGIES: dict[str, zxingcpp.BarcodeFormat] = {
 NEGATIVE_KINDS: tuple[str, ...] = (*SYMBOLOGIES, "finderless_qr", "random_grid", "qr_clutter",
                                    "checkerboard", "rectangles", "text")
 DISTRACTOR_KINDS: tuple[str, ...] = (*SYMBOLOGIES, "text")
-PAPER_NEGATIVE_KINDS: tuple[str, ...] = ("checkerboard", "rectangles")
 _MAX_CHARS = {"micro_qr": 12, "rmqr": 20}
 _FINDER = np.pad(np.pad(np.ones((3, 3)), 1), 1, constant_values=1)  # 7x7 dark-light-dark rings
 

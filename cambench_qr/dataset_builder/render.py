@@ -193,22 +193,6 @@ def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarr
     return labels
 
 
-def labels_reference(labels: np.ndarray, h: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:
-    """Label map by explicit inverse mapping of every pixel centre (slow, exact): pixel centre
-    ``(x + 0.5, y + 0.5)`` -> module coords ``h^-1`` -> grid cell ``floor(u + margin), floor(v + margin)``.
-    The reference the tests hold ``warp_grid`` against."""
-    height, width = size
-    ys, xs = np.mgrid[0:height, 0:width]
-    centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
-    uv = apply_homography(np.linalg.inv(h), centres)
-    col = np.floor(uv[:, 0] + margin).astype(np.int64)
-    row = np.floor(uv[:, 1] + margin).astype(np.int64)
-    inside = (row >= 0) & (row < labels.shape[0]) & (col >= 0) & (col < labels.shape[1])
-    out = np.zeros(height * width, np.uint8)
-    out[inside] = labels[row[inside], col[inside]]
-    return out.reshape(height, width)
-
-
 def paste_labels(parts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Write ``labels`` into ``parts`` wherever they are non-zero (an object's footprint)."""
     np.copyto(parts, labels, where=labels > 0)
