@@ -109,7 +109,9 @@ def train(
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr,
                                  weight_decay=WEIGHT_DECAY)
     model, optimizer = accelerator.prepare(model, optimizer)
-    engine = _penalty_engine(accelerator, model, surrogate) if regime == "ft_leakmin" else None
+    engine = None
+    if regime == "ft_leakmin":
+        engine = penalty_engine(model, accelerator.unwrap_model(model), surrogate)
 
     state_root = out / "state"
     start_epoch, history = 0, []
@@ -129,27 +131,16 @@ def train(
         for batch in bar:
             images = normalize(batch["image"], mean, std)
             labels = batch["label"]
-            if engine is None:
-                logits = model(images)
-                penalty_sum = leak_sum = n_qr = torch.zeros((), device=images.device)
-            else:
-                cam = engine(images, targets=labels, methods=(surrogate,), differentiable=True)
-                logits = cam.logits
-                is_qr = labels == QR_LABEL
-                per_sample, leakage = leak_penalty(cam.maps[surrogate], batch["parts"],
-                                                   leak_lambda, leak_alpha)
-                penalty_sum = (per_sample * is_qr).sum()
-                leak_sum = (leakage.detach() * is_qr).sum()
-                n_qr = is_qr.sum().float()
-            ce = F.cross_entropy(logits, labels)
-            loss = ce + penalty_sum / n_qr.clamp(min=1)
+            terms = batch_loss(model, engine, images, labels, batch.get("parts"), surrogate, leak_lambda,
+                               leak_alpha)
             optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
+            accelerator.backward(terms["loss"])
             optimizer.step()
             n = float(len(labels))
-            correct = (logits.argmax(1) == labels).sum().float()
-            totals += torch.stack([loss.detach() * n, ce.detach() * n, penalty_sum.detach(), n_qr, correct,
-                                   torch.tensor(n, device=images.device), leak_sum])
+            correct = (terms["logits"].argmax(1) == labels).sum().float()
+            totals += torch.stack([terms["loss"].detach() * n, terms["ce"].detach() * n,
+                                   terms["penalty_sum"].detach(), terms["n_qr"], correct,
+                                   torch.tensor(n, device=images.device), terms["leak_sum"]])
         totals = accelerator.reduce(totals, reduction="sum").tolist()
         record = {"epoch": epoch + 1, "loss": totals[0] / totals[5], "ce": totals[1] / totals[5],
                   "penalty": totals[2] / max(totals[3], 1.0), "train_acc": totals[4] / totals[5],
@@ -183,13 +174,39 @@ def train(
     return out
 
 
-def _penalty_engine(accelerator: Accelerator, model: torch.nn.Module, surrogate: str):
-    """A CamEngine that forwards through the (possibly DDP-wrapped) model but hooks the unwrapped layer."""
+def batch_loss(model: torch.nn.Module, engine, images: torch.Tensor, labels: torch.Tensor,
+               parts: torch.Tensor | None, surrogate: str, leak_lambda: float,
+               leak_alpha: float) -> dict[str, torch.Tensor]:
+    """The loss of one batch: ``CE + sum(penalty over QR samples) / max(n_qr, 1)``.
+
+    ``engine`` None: plain forward, no penalty (ZS, FT-Struct). Otherwise one ``CamEngine`` call in
+    differentiable mode gives the logits and the surrogate CAM from the same forward pass (FT-LeakMin).
+    Returns loss, ce, logits, penalty_sum, leak_sum (sum of <C, outside> over QR samples) and n_qr.
+    """
+    if engine is None:
+        logits = model(images)
+        penalty_sum = leak_sum = n_qr = torch.zeros((), device=images.device)
+    else:
+        cam = engine(images, targets=labels, methods=(surrogate,), differentiable=True)
+        logits = cam.logits
+        is_qr = labels == QR_LABEL
+        per_sample, leakage = leak_penalty(cam.maps[surrogate], parts, leak_lambda, leak_alpha)
+        penalty_sum = (per_sample * is_qr).sum()
+        leak_sum = (leakage.detach() * is_qr).sum()
+        n_qr = is_qr.sum().float()
+    ce = F.cross_entropy(logits, labels)
+    return {"loss": ce + penalty_sum / n_qr.clamp(min=1), "ce": ce, "logits": logits,
+            "penalty_sum": penalty_sum, "leak_sum": leak_sum, "n_qr": n_qr}
+
+
+def penalty_engine(model: torch.nn.Module, unwrapped: torch.nn.Module, surrogate: str):
+    """A CamEngine that forwards through ``model`` (possibly DDP-wrapped, so gradients are synchronised)
+    but hooks the target layer of the ``unwrapped`` module."""
     from ..cams import METHODS, CamEngine, default_target_layer
 
     if surrogate not in METHODS:
         raise ValueError(f"unknown --surrogate {surrogate!r}; choose one of {', '.join(METHODS)}")
-    return CamEngine(model, target_layer=default_target_layer(accelerator.unwrap_model(model)))
+    return CamEngine(model, target_layer=default_target_layer(unwrapped))
 
 
 def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history: list[dict]) -> None:
