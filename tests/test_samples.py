@@ -129,7 +129,7 @@ def test_finder_check_catches_a_one_module_shift():
 @pytest.mark.parametrize("family", GEOMETRIC)
 def test_masks_stay_aligned_under_geometric_distortions(family):
     for severity in range(1, 6):
-        for k in range(3):
+        for k in range(4):
             index = 2 * (5 * k + severity - 1)  # even: a QR row at this severity
             row = generate_row(family, "test", index, 11)
             assert row["severity"] == severity and row["distortion"] == family
@@ -194,6 +194,8 @@ def test_bad_input():
         generate_row("standard", "valid", 0, 0)
     with pytest.raises(ValueError, match="index"):
         generate_row("standard", "train", -1, 0)
+    with pytest.raises(ValueError, match="base_seed"):
+        generate_row("standard", "train", 0, -3)
     for severity in (0, 6):
         with pytest.raises(ValueError, match="severity"):
             make_sample("blur", 0, True, severity)

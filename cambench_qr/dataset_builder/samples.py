@@ -320,8 +320,9 @@ def generate_row(config: str, split: str, index: int, base_seed: int, image_size
     check_config(config)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(f"index must be a non-negative integer, got {index!r}")
+    for name, value in (("index", index), ("base_seed", base_seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     seed = row_seed(config, split, index, base_seed)
     row = make_sample(config, seed, index % 2 == 0, row_severity(config, index), image_size)
     return {"id": f"{config}/{split}/{index:06d}", "seed": seed, **row}
