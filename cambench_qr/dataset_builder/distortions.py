@@ -5,6 +5,9 @@ part map follows them exactly; photometric families (blur, motion_blur, noise, j
 illumination) change only the image; occlusion paints over the image and marks ``occluded``, never
 ``parts``. Pixel-sized parameters are given at 224 px and scale linearly with the canvas side.
 
+Illumination: ``ramp`` runs 0..1 along a random direction; ``shadow`` is 0 before a random edge at ramp
+U[0.3, 0.7] and 1 after it, with a soft transition of 6% of the ramp.
+
 Severity tables (index = severity - 1; every family gets harder as severity rises):
 
 | family | parameter | 1 | 2 | 3 | 4 | 5 |
@@ -14,7 +17,7 @@ Severity tables (index = severity - 1; every family gets harder as severity rise
 | noise | additive Gaussian std (of 255) | 8 | 16 | 24 | 36 | 50 |
 | jpeg | JPEG quality | 30 | 20 | 15 | 10 | 6 |
 | contrast | factor c in ``mean + c (x - mean)`` | 0.6 | 0.45 | 0.3 | 0.2 | 0.12 |
-| illumination | depth s in ``x (1 - s g)``, g a random 0..1 ramp | 0.25 | 0.4 | 0.55 | 0.7 | 0.85 |
+| illumination | depth s in ``x (1 - s g)``, g = ramp / 2 + shadow / 2 | 0.25 | 0.4 | 0.55 | 0.7 | 0.85 |
 | rotation | in-plane angle (deg), random sign | 8 | 15 | 25 | 35 | 45 |
 | perspective | corner jitter (fraction of the side) | 0.04 | 0.07 | 0.10 | 0.13 | 0.16 |
 | occlusion | occluded fraction of the symbol's area | 0.05 | 0.10 | 0.18 | 0.27 | 0.38 |
@@ -115,7 +118,9 @@ def photometric(family: str, severity: int, image: np.ndarray, rng: np.random.Ge
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         ramp = xs * np.cos(theta) + ys * np.sin(theta)
         ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
-        out = x * (1.0 - value * ramp)[..., None]
+        edge = rng.uniform(0.3, 0.7)
+        shadow = np.clip((ramp - edge) / 0.06 + 0.5, 0, 1)  # a cast shadow with a soft edge
+        out = x * (1.0 - value * (0.5 * ramp + 0.5 * shadow))[..., None]
     else:
         raise ValueError(f"{family!r} is not a photometric distortion; those are {PHOTOMETRIC}")
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
