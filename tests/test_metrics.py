@@ -258,3 +258,22 @@ def test_numpy_and_torch_sort_paths_agree():
     assert torch.equal(by_numpy, by_torch)
     bits = ((by_torch.long() + 2**31) >> 2).int()
     assert torch.equal(bits.view(torch.float32), torch.sort(w_unit.flatten(1), dim=1).values)
+
+
+def test_large_and_wide_maps_against_references():
+    """More than 2**16 pixels, and a width above the 4096-pixel block limit."""
+    from cambench_qr.metrics.scores import _block_length
+
+    assert _block_length(3 * 5000, 5000) == 3750 and _block_length(224 * 224, 224) == 224
+    g = torch.Generator().manual_seed(9)
+    for shape in ((1, 260, 270), (1, 3, 5000)):
+        sal = torch.rand(shape, generator=g) ** 4
+        sal[sal < 0.2] = 0  # a large tied run
+        parts = torch.randint(0, NUM_PARTS, shape, generator=g).to(torch.uint8)
+        s = structure_scores(sal, parts)
+        y = np.isin(parts[0].numpy().ravel(), list(range(2, 9)))
+        reference = roc_auc_score(y, sal[0].numpy().ravel())
+        assert float(s["roc_auc_box"][0]) == pytest.approx(reference, abs=1e-12)
+        ref = paper_slc_auc(sal[0].numpy().astype(np.float64), parts[0].numpy() == FINDER)
+        minmax = structure_scores(sal, parts, normalize="minmax")
+        assert float(minmax["auc_misf"][0]) == pytest.approx(ref, abs=1e-6)

@@ -63,6 +63,6 @@ def grid_scores(saliency, fractions: torch.Tensor, *, normalize: str = "sum", si
         out[score] = _nan_where(out[f"mass_{region}"], empty)
         chance[score] = _nan_where(chance[f"mass_{region}"], empty)
     result = {k: _nan_where(v, ~valid) for k, v in out.items()}
-    result.update({f"chance_{k}": v for k, v in chance.items()})
+    result.update({f"chance_{k}": _nan_where(v, ~valid) for k, v in chance.items()})
     result["valid"] = valid
     return result

@@ -277,10 +277,13 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         pointing_tolerance: a pointing hit may miss the mask by up to this many pixels (Euclidean).
 
     Returns ``SCORES`` keys, ``chance_<score>`` for each (the value a uniform map gets on the same
-    masks, whatever the map), ``valid`` (bool: the map has positive mass) and ``area_<region>`` (pixel
-    fractions). Scores of an invalid map, and region scores whose region is empty, are NaN (count them,
-    never average them as numbers). Ties are shared: pointing and rank accuracy give the expected value
-    under a uniformly random tie break, ROC-AUC counts a tie as one half (as sklearn does).
+    masks; NaN wherever the score is, so both average over the same samples), ``valid`` (bool: the map
+    has positive mass) and ``area_<region>`` (pixel fractions). Scores of an invalid map, and region
+    scores whose region is empty, are NaN (count them, never average them as numbers). ``mass_finder``
+    and ``mass_timing`` are the region masses: in paper mode ``mass_timing`` includes the timing lines'
+    end modules, which part id 3 (``mass_separator``) also counts. Ties are shared: pointing and rank
+    accuracy give the expected value under a uniformly random tie break, ROC-AUC counts a tie as one
+    half (as sklearn does).
     """
     if pointing_tolerance < 0:
         raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
@@ -408,7 +411,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     chance["dts_modules"] = _nan_where(chance_dist / px, no_structure)
 
     result = {name: _nan_where(out[name], ~valid) for name in SCORE_NAMES}
-    result.update({f"chance_{name}": chance[name] for name in SCORE_NAMES})
+    result.update({f"chance_{name}": _nan_where(chance[name], ~valid) for name in SCORE_NAMES})
     result.update({f"area_{r}": area[r] for r in REGION_NAMES})
     result["valid"] = valid
     return result
