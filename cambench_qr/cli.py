@@ -6,6 +6,7 @@ Errors a user can fix (bad config, bad path, bad option) end as one line on stde
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from . import __version__
@@ -87,34 +88,28 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train(sub) -> None:
-    from .harness.options import add_train_arguments
+def _harness_command(name: str, help_text: str, done: str):
+    """`cambench-qr <name>` (train / evaluate): options from harness.options, run by harness.<name>."""
 
-    p = sub.add_parser("train", help="train one regime (zs, ft_struct, ft_leakmin) of a timm backbone")
-    add_train_arguments(p)
-    p.set_defaults(handler=_run_train)
+    def register(sub) -> None:
+        from .harness import options
 
+        p = sub.add_parser(name, help=help_text)
+        getattr(options, f"add_{name}_arguments")(p)
+        p.set_defaults(handler=run)
 
-def _run_train(args: argparse.Namespace) -> int:
-    from .harness.train import run_from_args
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(f"{__package__}.harness.{name}")
+        print(f"{done} {module.run_from_args(args)}")
+        return 0
 
-    print(f"trained model written to {run_from_args(args)}")
-    return 0
-
-
-def _add_evaluate(sub) -> None:
-    from .harness.options import add_evaluate_arguments
-
-    p = sub.add_parser("evaluate", help="score a trained model's CAMs on dataset configs (parquet + summary)")
-    add_evaluate_arguments(p)
-    p.set_defaults(handler=_run_evaluate)
+    return register
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    from .harness.evaluate import run_from_args
-
-    print(f"evaluation results written to {run_from_args(args)}")
-    return 0
+_add_train = _harness_command("train", "train one regime (zs, ft_struct, ft_leakmin) of a timm backbone",
+                              "trained model written to")
+_add_evaluate = _harness_command("evaluate", "score a trained model's CAMs on dataset configs",
+                                 "evaluation results written to")
 
 
 def _add_push(sub) -> None:

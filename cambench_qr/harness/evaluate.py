@@ -50,7 +50,7 @@ from .data import TensorRows, data_revision, load_split, normalize
 from .faithfulness import IOU_THRESHOLDS, control_mask, insertion_deletion, occlusion_drops, threshold_iou
 from .io import hardware, write_atomic, write_json
 from .models import check_input_size, load_checkpoint
-from .options import PAPER_METHODS, add_evaluate_arguments
+from .options import PAPER_METHODS, add_evaluate_arguments, module_main
 from .transfer import transfer_summary
 
 SCHEMA_VERSION = 1
@@ -465,17 +465,7 @@ def run_from_args(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cambench_qr.harness.evaluate",
-                                     description=__doc__.splitlines()[0])
-    add_evaluate_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    try:
-        run_from_args(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return module_main("evaluate", add_evaluate_arguments, run_from_args, argv)
 
 
 if __name__ == "__main__":

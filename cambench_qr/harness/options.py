@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 
 REGIMES = ("zs", "ft_struct", "ft_leakmin")
 # Paper defaults per regime (notes/paper.md s.2): trainable depth, learning rate, epochs.
@@ -61,3 +63,19 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-batch", type=int, help="batch size of the latency check (0 skips it)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def module_main(name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[argparse.Namespace], object], argv: list[str] | None = None) -> int:
+    """The ``python -m cambench_qr.harness.<name>`` entry (what ``accelerate launch -m`` runs): parse,
+    run, and turn a user error into one line on stderr with exit status 2."""
+    parser = argparse.ArgumentParser(prog=f"python -m cambench_qr.harness.{name}")
+    add_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

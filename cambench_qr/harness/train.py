@@ -38,7 +38,7 @@ from ..parts import LABEL_NAMES
 from .data import TensorRows, data_revision, load_split, normalize
 from .io import write_json
 from .models import build_model, check_input_size, load_checkpoint, set_trainable
-from .options import DEPTHS, REGIME_DEFAULTS, REGIMES, add_train_arguments
+from .options import DEPTHS, REGIME_DEFAULTS, REGIMES, add_train_arguments, module_main
 from .penalty import leak_penalty
 
 WEIGHT_DECAY = 1e-4
@@ -246,17 +246,7 @@ def run_from_args(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cambench_qr.harness.train",
-                                     description=__doc__.splitlines()[0])
-    add_train_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    args = parser.parse_args(argv)
-    try:
-        run_from_args(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return module_main("train", add_train_arguments, run_from_args, argv)
 
 
 if __name__ == "__main__":
