@@ -208,9 +208,10 @@ def penalty(modules: np.ndarray) -> np.ndarray:
     across = same[:, :n, :]  # (K, N, N - 1): module (r, c + 1) equals (r, c)
     down = stack[:, 1:, :] == stack[:, :-1, :]  # (K, N - 1, N): module (r + 1, c) equals (r, c)
     points += 3 * (across[:, :-1, :] & across[:, 1:, :] & down[:, :, :-1]).sum((1, 2))
-    codes = np.zeros(lines[..., 10:].shape, np.int16)  # each 11-module window read as a binary number
+    wide = lines.astype(np.int16)
+    codes = np.zeros(wide[..., 10:].shape, np.int16)  # each 11-module window read as a binary number
     for bit in range(11):
-        codes |= lines[..., bit:n - 10 + bit].astype(np.int16) << (10 - bit)
+        codes |= wide[..., bit:n - 10 + bit] << (10 - bit)
     points += 40 * ((codes == _FINDER_LIKE[0]) | (codes == _FINDER_LIKE[1])).sum((1, 2))
     dark_percent = stack.sum((1, 2)) * 100.0 / (n * n)
     points += 10 * (np.abs(dark_percent - 50) / 5).astype(np.int64)
