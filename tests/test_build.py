@@ -19,6 +19,7 @@ from huggingface_hub import DatasetCard
 
 from cambench_qr import cli
 from cambench_qr.dataset_builder.build import STAGING_PREFIX, build_dataset
+from cambench_qr.dataset_builder.card import PART_COLORS, sample_figure
 from cambench_qr.dataset_builder.publish import PushError, push_dataset
 from cambench_qr.dataset_builder.samples import generate_row
 
@@ -101,6 +102,27 @@ def test_layout_and_card(two_configs):
     assert "| 2 | finder |" in card.text and "(figures/standard.png)" in card.text
     figure = PIL.Image.open(two_configs / "figures/standard.png")
     assert figure.mode == "RGB" and figure.width > 6 * 100
+
+
+def test_sample_figure_draws_image_and_colour_coded_parts():
+    parts = np.zeros((40, 40), np.uint8)
+    parts[:20, 20:] = 2  # finder, top right
+    parts[20:, :20] = 9  # distractor, bottom left
+    occluded = np.zeros((40, 40), np.uint8)
+    occluded[20:, 20:] = 255  # bottom right: background, occluded
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[..., 0] = 200
+    row = {"image": image, "parts": parts, "occluded": occluded, "label": 0, "version": None, "ecc": None,
+           "negative_kind": "checkerboard", "distortion": "none", "severity": 0}
+    figure = sample_figure([row], tile=80)
+    top, bottom = 34, 34 + 80 + 6  # caption height, then the image tile, a gap, the part tile
+    assert figure[top + 40, 6 + 40].tolist() == [200, 0, 0]
+    assert figure[bottom + 20, 6 + 20].tolist() == PART_COLORS[0].tolist()
+    assert figure[bottom + 20, 6 + 60].tolist() == PART_COLORS[2].tolist()
+    assert figure[bottom + 60, 6 + 20].tolist() == PART_COLORS[9].tolist()
+    assert figure[bottom + 60, 6 + 60].tolist() == (PART_COLORS[0] // 3).tolist()
+    with pytest.raises(ValueError, match="at least one sample"):
+        sample_figure([])
 
 
 def test_load_dataset_offline_decodes_pil(two_configs, tmp_path):
