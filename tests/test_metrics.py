@@ -8,7 +8,7 @@ import scipy.ndimage as ndi
 import torch
 from sklearn.metrics import roc_auc_score
 
-from cambench_qr.metrics import SCORE_NAMES, aggregate, paper_timing_mask, structure_scores
+from cambench_qr.metrics import SCORE_NAMES, aggregate, paper_timing_mask, prepare_parts, structure_scores
 from cambench_qr.metrics.scores import sorted_keys
 from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
 
@@ -277,3 +277,25 @@ def test_large_and_wide_maps_against_references():
         ref = paper_slc_auc(sal[0].numpy().astype(np.float64), parts[0].numpy() == FINDER)
         minmax = structure_scores(sal, parts, normalize="minmax")
         assert float(minmax["auc_misf"][0]) == pytest.approx(ref, abs=1e-6)
+
+
+@pytest.mark.parametrize("mask_mode,tolerance", [("standard", 0.0), ("paper", 1.5)])
+def test_prepared_parts_give_the_same_scores(mask_mode, tolerance):
+    sal, parts = random_batch(10, levels=6)
+    prepared = prepare_parts(parts, mask_mode=mask_mode, module_px=2.0, pointing_tolerance=tolerance)
+    for maps in (sal, sal.flip(1) + 0.1):
+        direct = structure_scores(maps, parts, mask_mode=mask_mode, module_px=2.0,
+                                  pointing_tolerance=tolerance)
+        reused = structure_scores(maps, prepared)
+        for name in direct:
+            torch.testing.assert_close(reused[name], direct[name], equal_nan=True, rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="prepare_parts"):
+        structure_scores(sal, prepared, mask_mode="paper")
+    with pytest.raises(ValueError, match="one shape"):
+        structure_scores(sal[:2], prepared)
+
+
+def test_maps_that_require_grad_are_scored_detached():
+    sal, parts = random_batch(11, batch=2)
+    s = structure_scores(sal.clone().requires_grad_(True), parts)
+    torch.testing.assert_close(s["fmr"], structure_scores(sal, parts)["fmr"])

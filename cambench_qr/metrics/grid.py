@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cambench_qr.metrics.scores import REGION_NAMES, _as_batch, _nan_where, _scored_map
+from cambench_qr.metrics.prepared import REGION_NAMES, check_parts
+from cambench_qr.metrics.scores import _nan_where, _scored_map, check_saliency
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 
@@ -20,8 +21,7 @@ def area_average_parts(parts, grid_hw: tuple[int, int]) -> torch.Tensor:
     """(B, P, h, w) float32 part fractions: the mean of each part's indicator over the pixels of each
     grid cell (adaptive average pooling: an exact area average when H and W are multiples of h and w;
     otherwise neighbouring cells share their boundary pixel)."""
-    prt = torch.as_tensor(parts)
-    _as_batch(torch.zeros(prt.shape, dtype=torch.float32, device=prt.device), prt)  # validates the ids
+    prt = check_parts(parts)
     h, w = grid_hw
     if h < 1 or w < 1 or h > prt.shape[1] or w > prt.shape[2]:
         raise ValueError(f"grid_hw must lie between (1, 1) and the part map size {tuple(prt.shape[1:])}, "
@@ -35,13 +35,11 @@ def grid_scores(saliency, fractions: torch.Tensor, *, normalize: str = "sum", si
     """Mass scores of (B, h, w) maps against (B, P, h, w) part fractions (``area_average_parts``):
     ``mass_<part>``, ``mass_<region>``, ``lift_<region>``, ``fmr``, ``tmr``, ``bl``, each with
     ``chance_<score>`` (the value of a uniform map) and ``valid``, as in ``structure_scores``."""
-    sal = torch.as_tensor(saliency)
-    if sal.ndim != 3 or fractions.ndim != 4 or fractions.shape[1] != NUM_PARTS \
-            or fractions.shape[2:] != sal.shape[1:] or fractions.shape[0] != sal.shape[0]:
+    sal = check_saliency(saliency)
+    if fractions.ndim != 4 or fractions.shape[1] != NUM_PARTS or fractions.shape[2:] != sal.shape[1:] \
+            or fractions.shape[0] != sal.shape[0]:
         raise ValueError(f"expected saliency (B, h, w) and fractions (B, {NUM_PARTS}, h, w); got "
                          f"{tuple(sal.shape)} and {tuple(fractions.shape)}")
-    if not sal.is_floating_point():
-        raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
     w, _ = _scored_map(sal.flatten(1).float(), normalize, signed)
     total = w.double().sum(1)
     valid = total > 0

@@ -14,12 +14,10 @@ import numpy as np
 import torch
 
 from cambench_qr.metrics._rows import for_row_chunks
-from cambench_qr.metrics.edt import distance_to
-from cambench_qr.metrics.masks import region_masks
-from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS, TIMING
+from cambench_qr.metrics.prepared import POINTING_REGIONS, REGION_NAMES, PreparedParts, prepare_parts
+from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 NORMALIZATIONS = ("sum", "minmax")
-REGION_NAMES = ("finder", "timing", "structure", "box", "outside")
 AUC_QUANTILES = torch.linspace(0.0, 0.99, 31, dtype=torch.float64)  # the paper's 31 thresholds
 
 # name -> (formula, direction). "higher"/"lower" is better; "-" is descriptive.
@@ -50,44 +48,10 @@ SCORE_NAMES: tuple[str, ...] = tuple(SCORES)
 _MASS_REGION = {"fmr": "finder", "tmr": "timing", "bl": "box"}
 _AUC_REGION = {"auc_misf": "finder", "auc_mist": "timing", "auc_bg": "outside"}
 _RANK_REGIONS = ("finder", "structure", "box")
-_ROC_REGIONS = ("structure", "box")
-_POINTING_REGIONS = ("finder", "box")
 
 # Four disjoint pixel classes ride through the sort as the 2 low bits of each key: 0 outside the box,
 # 1 box but not structure, 2 timing, 3 finder. So box = class >= 1 and structure = class >= 2.
 _BOX_OTHER, _TIMING = 1, 2
-
-
-def _as_batch(saliency, parts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated (B, n) float32 saliency and uint8 part rows."""
-    sal = torch.as_tensor(saliency)
-    prt = torch.as_tensor(parts, device=sal.device)
-    if sal.ndim != 3 or prt.shape != sal.shape:
-        raise ValueError(f"saliency and parts must both be (B, H, W) of one shape; got saliency "
-                         f"{tuple(sal.shape)} and parts {tuple(prt.shape)}")
-    if not sal.is_floating_point():
-        raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
-    if prt.is_floating_point() or prt.is_complex() or prt.dtype == torch.bool:
-        raise ValueError(f"parts must be an integer tensor of part ids 0..{NUM_PARTS - 1}, got {prt.dtype}")
-    lowest, highest = torch.aminmax(prt.flatten(1), dim=1)
-    bad = (lowest < 0) | (highest >= NUM_PARTS)
-    if bad.any():
-        i = int(bad.nonzero()[0])
-        wrong = int(lowest[i]) if lowest[i] < 0 else int(highest[i])
-        raise ValueError(f"parts sample {i} holds id {wrong}; part ids are 0..{NUM_PARTS - 1}")
-    return sal.flatten(1).float(), prt.flatten(1).to(torch.uint8)
-
-
-def _module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
-    if module_px is None:
-        return torch.full((batch,), float("nan"), dtype=torch.float64, device=device)
-    px = torch.as_tensor(module_px, dtype=torch.float64, device=device).reshape(-1)
-    if px.numel() == 1:
-        px = px.expand(batch)
-    if px.numel() != batch or not bool((torch.isfinite(px) & (px > 0)).all()):
-        raise ValueError(f"module_px must be one positive number or {batch} positive numbers (one per "
-                         f"sample), got {module_px!r}")
-    return px
 
 
 def _scored_map(flat: torch.Tensor, normalize: str, signed: bool
@@ -261,20 +225,33 @@ class _Ranked:
         return pairs.index_add_(0, row, ((j - start) * (end - j)).double())
 
 
+def check_saliency(saliency, shape: torch.Size | None = None) -> torch.Tensor:
+    """(B, H, W) float32 saliency (detached), or a ValueError; ``shape`` is the part maps' shape."""
+    sal = torch.as_tensor(saliency).detach()
+    if sal.ndim != 3 or (shape is not None and sal.shape != shape):
+        raise ValueError(f"saliency and parts must both be (B, H, W) of one shape; got saliency "
+                         f"{tuple(sal.shape)} and parts {tuple(shape) if shape is not None else None}")
+    if not sal.is_floating_point():
+        raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
+    return sal.float().contiguous()
+
+
 def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
-                     mask_mode: str = "standard", signed: bool = False,
-                     pointing_tolerance: float = 0.0) -> dict[str, torch.Tensor]:
+                     mask_mode: str | None = None, signed: bool = False,
+                     pointing_tolerance: float | None = None) -> dict[str, torch.Tensor]:
     """All structure scores of a batch, each a (B,) float64 tensor on the inputs' device.
 
     Args:
         saliency: (B, H, W) float maps (tensor or array), non-negative unless ``signed=True``.
-        parts: (B, H, W) integer part-label maps (ids 0..9, ``cambench_qr.parts``), same shape.
+        parts: (B, H, W) integer part-label maps (ids 0..9, ``cambench_qr.parts``), same shape; or a
+            ``PreparedParts`` from ``prepare_parts`` (then module_px, mask_mode and
+            pointing_tolerance were given to ``prepare_parts`` and must not be given here).
         module_px: module pitch in pixels, one number or one per sample; gives ``dts_modules`` (NaN
             without it) and, in paper mode, the reach of the timing end modules.
         normalize: ``"sum"`` (p = w / sum w) or ``"minmax"`` (the paper: min-max first).
-        mask_mode: ``"standard"`` (timing = part 4) or ``"paper"`` (the paper's timing mask).
+        mask_mode: ``"standard"`` (default; timing = part 4) or ``"paper"`` (the paper's timing mask).
         signed: score the positive part of a signed map instead of rejecting negative values.
-        pointing_tolerance: a pointing hit may miss the mask by up to this many pixels (Euclidean).
+        pointing_tolerance: a pointing hit may miss the mask by up to this many pixels (default 0).
 
     Returns ``SCORES`` keys, ``chance_<score>`` for each (the value a uniform map gets on the same
     masks; NaN wherever the score is, so both average over the same samples), ``valid`` (bool: the map
@@ -285,46 +262,41 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     accuracy give the expected value under a uniformly random tie break, ROC-AUC counts a tie as one
     half (as sklearn does).
     """
-    if pointing_tolerance < 0:
-        raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
-    shape = torch.as_tensor(saliency).shape
-    flat_s, flat_parts = _as_batch(saliency, parts)
-    batch, n = flat_s.shape
-    height, width = shape[1], shape[2]
-    device = flat_s.device
-    px = _module_px(module_px, batch, device)
-    w, w_max = _scored_map(flat_s, normalize, signed)
-    parts_2d = flat_parts.view(batch, height, width)
-    masks = region_masks(parts_2d, mask_mode, None if module_px is None else px)
+    if isinstance(parts, PreparedParts):
+        given = {"module_px": module_px, "mask_mode": mask_mode, "pointing_tolerance": pointing_tolerance}
+        if any(v is not None for v in given.values()):
+            raise ValueError(f"give {[k for k, v in given.items() if v is not None]} to prepare_parts, "
+                             f"not with prepared parts")
+        prepared = parts
+    else:
+        prepared = prepare_parts(parts, mask_mode=mask_mode or "standard", module_px=module_px,
+                                 pointing_tolerance=pointing_tolerance or 0.0)
+    sal = check_saliency(saliency, prepared.shape)
+    if sal.device != prepared.ids.device:
+        raise ValueError(f"saliency is on {sal.device} but the part maps are on {prepared.ids.device}")
+    batch, height, width = sal.shape
+    n = height * width
+    device = sal.device
+    w, w_max = _scored_map(sal.view(batch, n), normalize, signed)
+    area_px = prepared.area_px
+    area = {r: a / n for r, a in area_px.items()}
     out: dict[str, torch.Tensor] = {}
     chance: dict[str, torch.Tensor] = {}
 
-    # Mass and area per part id: one bincount over (sample, id) pairs.
-    ids = (flat_parts.int() + torch.arange(0, batch * NUM_PARTS, NUM_PARTS, device=device, dtype=torch.int32
-                                           )[:, None]).view(-1)
-    part_mass = torch.bincount(ids, weights=w.reshape(-1).double(), minlength=batch * NUM_PARTS)
-    part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double()
-    part_mass, part_px = part_mass.view(batch, NUM_PARTS), part_px.view(batch, NUM_PARTS)
-    total = part_mass.sum(1)  # sum(w), accumulated in float64 by the bincount
+    # Mass per part id: one weighted bincount over (sample, id) pairs, accumulated in float64.
+    part_mass = torch.bincount(prepared.ids, weights=w.reshape(-1).double(), minlength=batch * NUM_PARTS)
+    part_mass = part_mass.view(batch, NUM_PARTS)
+    total = part_mass.sum(1)  # sum(w)
     valid = total > 0
     total = torch.where(valid, total, 1)
     part_mass = part_mass / total[:, None]
     for i, name in enumerate(PART_NAMES):
-        out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], part_px[:, i] / n
-    region_mass, area_px = {}, {}
-    for r in ("finder", "box"):
-        ids_r = list(REGIONS[r])
-        region_mass[r], area_px[r] = part_mass[:, ids_r].sum(1), part_px[:, ids_r].sum(1)
-    if mask_mode == "standard":
-        region_mass["timing"], area_px["timing"] = part_mass[:, TIMING], part_px[:, TIMING]
-    else:
-        timing = masks["timing"].view(batch, n)
-        region_mass["timing"] = (w * timing).sum(1).double() / total
-        area_px["timing"] = timing.sum(1).double()
+        out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], prepared.part_px[:, i] / n
+    region_mass = {r: part_mass[:, list(REGIONS[r])].sum(1) for r in ("finder", "timing", "box")}
+    if prepared.mask_mode == "paper":
+        region_mass["timing"] = (w * prepared.masks["timing"].view(batch, n)).sum(1).double() / total
     region_mass["structure"] = region_mass["finder"] + region_mass["timing"]
-    area_px["structure"] = area_px["finder"] + area_px["timing"]
-    region_mass["outside"], area_px["outside"] = 1 - region_mass["box"], n - area_px["box"]
-    area = {r: a / n for r, a in area_px.items()}
+    region_mass["outside"] = 1 - region_mass["box"]
     for r in REGION_NAMES:
         out[f"mass_{r}"], chance[f"mass_{r}"] = region_mass[r], area[r]
         out[f"lift_{r}"] = _nan_where(region_mass[r] / area[r], area_px[r] == 0)
@@ -336,10 +308,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
 
     # Rank-based scores from one sort of (value, pixel class) keys. Among equal values the class order
     # never matters: every score below treats a run of equal values as one group.
-    pixel_class = (masks["box"].to(torch.uint8) + masks["timing"].to(torch.uint8)
-                   + masks["finder"].to(torch.uint8) * 2).view(batch, n)
     w_unit = _unit_scale(w, w_max)
-    ranked = _Ranked(sorted_keys(w_unit, pixel_class), _block_length(n, width))
+    ranked = _Ranked(sorted_keys(w_unit, prepared.pixel_class), _block_length(n, width))
 
     # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
     # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
@@ -349,7 +319,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     v_lo, v_hi = ranked.values_at(lo.expand(batch, -1)), ranked.values_at(hi.expand(batch, -1))
     tau = v_lo + (v_hi - v_lo) * (q - lo)
     tau32 = tau.float()
-    tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.tensor(float("inf"))), tau32)
+    tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.full_like(tau32, float("inf"))),
+                        tau32)
     kept_from = ranked.first_at_least(value_key(tau32))
     kept = (n - kept_from).double()
     for score, r in _AUC_REGION.items():
@@ -386,29 +357,28 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     last = torch.full((batch, 1), n - 1, device=device)
     top_from = ranked.first_at_least(ranked.keys_at(last))
     n_top = (n - top_from[:, 0]).double()
-    for r in _POINTING_REGIONS:
+    for r in POINTING_REGIONS:
         empty = area_px[r] == 0
-        if pointing_tolerance == 0:
+        if not prepared.near:
             hits = area_px[r] - ranked.count_below(r, top_from)[:, 0]
             near_px = area_px[r]
         else:
-            near = distance_to(masks[r]).view(batch, n) <= pointing_tolerance
+            near = prepared.near[r]
             top = w_unit == ranked.values_at(last).float()
             hits, near_px = (top & near).sum(1).double(), near.sum(1).double()
         out[f"pointing_{r}"] = _nan_where(hits / n_top, empty)
         chance[f"pointing_{r}"] = _nan_where(near_px / n, empty)
 
     # Distance to structure: exact EDT, saliency-weighted, over the diagonal and in module pitches.
-    dist = distance_to(masks["structure"]).view(batch, n)
+    dist = prepared.distance
     no_structure = area_px["structure"] == 0
-    dist[no_structure] = 0
     mean_dist = (w * dist).sum(1).double() / total  # float32 sums are cascaded: relative error ~1e-7
     chance_dist = dist.sum(1).double() / n
     diagonal = float(np.hypot(height, width))
     out["dts"] = _nan_where(mean_dist / diagonal, no_structure)
     chance["dts"] = _nan_where(chance_dist / diagonal, no_structure)
-    out["dts_modules"] = _nan_where(mean_dist / px, no_structure)
-    chance["dts_modules"] = _nan_where(chance_dist / px, no_structure)
+    out["dts_modules"] = _nan_where(mean_dist / prepared.module_px, no_structure)
+    chance["dts_modules"] = _nan_where(chance_dist / prepared.module_px, no_structure)
 
     result = {name: _nan_where(out[name], ~valid) for name in SCORE_NAMES}
     result.update({f"chance_{name}": _nan_where(chance[name], ~valid) for name in SCORE_NAMES})

@@ -1,0 +1,103 @@
+"""Everything a batch of part-label maps contributes to the scores, computed once.
+
+``structure_scores`` prepares its part maps on every call; to score several maps of the same images
+(one per CAM method, say) prepare them once and pass the ``PreparedParts`` instead: the masks, areas,
+pixel classes and exact distance transforms are then not recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cambench_qr.metrics.edt import distance_to
+from cambench_qr.metrics.masks import MASK_MODES, region_masks
+from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
+
+REGION_NAMES = ("finder", "timing", "structure", "box", "outside")
+POINTING_REGIONS = ("finder", "box")
+
+
+def check_parts(parts, device: torch.device | None = None) -> torch.Tensor:
+    """(B, H, W) uint8 part ids, or a ValueError naming the first sample with an id outside 0..9."""
+    prt = torch.as_tensor(parts, device=device)
+    if prt.ndim != 3:
+        raise ValueError(f"parts must be (B, H, W), got shape {tuple(prt.shape)}")
+    if prt.shape[0] == 0 or prt.shape[1] == 0 or prt.shape[2] == 0:
+        raise ValueError(f"parts must hold at least one map of at least one pixel, got {tuple(prt.shape)}")
+    if prt.is_floating_point() or prt.is_complex() or prt.dtype == torch.bool:
+        raise ValueError(f"parts must be an integer tensor of part ids 0..{NUM_PARTS - 1}, got {prt.dtype}")
+    lowest, highest = torch.aminmax(prt.flatten(1), dim=1)
+    bad = (lowest < 0) | (highest >= NUM_PARTS)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        wrong = int(lowest[i]) if lowest[i] < 0 else int(highest[i])
+        raise ValueError(f"parts sample {i} holds id {wrong}; part ids are 0..{NUM_PARTS - 1}")
+    return prt.to(torch.uint8).contiguous()
+
+
+def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
+    """(B,) float64 module pitches (NaN where unknown) from None, one number or one per sample."""
+    if module_px is None:
+        return torch.full((batch,), float("nan"), dtype=torch.float64, device=device)
+    px = torch.as_tensor(module_px, dtype=torch.float64, device=device).reshape(-1)
+    if px.numel() == 1:
+        px = px.expand(batch)
+    if px.numel() != batch or not bool((torch.isfinite(px) & (px > 0)).all()):
+        raise ValueError(f"module_px must be one positive number or {batch} positive numbers (one per "
+                         f"sample), got {module_px!r}")
+    return px
+
+
+@dataclass(frozen=True)
+class PreparedParts:
+    """Part maps ready for scoring (see ``prepare_parts``); all tensors on the part maps' device.
+
+    ``pixel_class`` (B, n) uint8: 0 outside the box, 1 box but not structure, 2 timing, 3 finder.
+    ``distance`` (B, n) float32: exact Euclidean distance to the structure (0 for a sample without
+    structure). ``near`` holds the pointing regions widened by the tolerance (empty when it is 0)."""
+
+    shape: torch.Size
+    mask_mode: str
+    pointing_tolerance: float
+    module_px: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    ids: torch.Tensor
+    part_px: torch.Tensor
+    area_px: dict[str, torch.Tensor]
+    pixel_class: torch.Tensor
+    near: dict[str, torch.Tensor]
+    distance: torch.Tensor
+
+
+def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
+                  pointing_tolerance: float = 0.0) -> PreparedParts:
+    """Validate (B, H, W) part maps and precompute their masks, areas, classes and distances."""
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    if not pointing_tolerance >= 0:
+        raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
+    prt = check_parts(parts)
+    batch, height, width = prt.shape
+    n = height * width
+    device = prt.device
+    px = check_module_px(module_px, batch, device)
+    masks = region_masks(prt, mask_mode, None if module_px is None else px)
+    flat = prt.view(batch, n)
+    offsets = torch.arange(0, batch * NUM_PARTS, NUM_PARTS, device=device, dtype=torch.int32)
+    ids = (flat.int() + offsets[:, None]).view(-1)
+    part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double().view(batch, NUM_PARTS)
+    area_px = {r: part_px[:, list(REGIONS[r])].sum(1) for r in ("finder", "box")}
+    area_px["timing"] = (part_px[:, TIMING] if mask_mode == "standard"
+                         else masks["timing"].flatten(1).sum(1).double())
+    area_px["structure"] = area_px["finder"] + area_px["timing"]
+    area_px["outside"] = n - area_px["box"]
+    pixel_class = (masks["box"].to(torch.uint8) + masks["timing"].to(torch.uint8)
+                   + masks["finder"].to(torch.uint8) * 2).view(batch, n)
+    near = {} if pointing_tolerance == 0 else {
+        r: distance_to(masks[r]).view(batch, n) <= pointing_tolerance for r in POINTING_REGIONS}
+    distance = distance_to(masks["structure"]).view(batch, n)
+    distance[area_px["structure"] == 0] = 0
+    return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, masks, ids, part_px, area_px,
+                         pixel_class, near, distance)
