@@ -155,8 +155,34 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run(sub) -> None:
+    from .harness.presets import PRESETS
+
+    p = sub.add_parser("run", help="the main job: data, training, evaluation, cards, leaderboard, report "
+                       "(skips steps already done with the same settings)")
+    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default quick)")
+    p.add_argument("--user", default=None, help="Hub user named in the repos and cards (default cambench)")
+    p.add_argument("--hub-root", default="hub", help="local Hub root folder (default ./hub)")
+    p.add_argument("--work", default="runs", help="evaluations and step stamps (default ./runs)")
+    p.add_argument("--report", default="report", help="report folder (default ./report)")
+    p.set_defaults(handler=_run_run)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    import time
+
+    from .hub_cards.layout import DEFAULT_USER
+    from .pipeline import run, summary_lines
+
+    start = time.perf_counter()
+    result = run(args.preset, user=args.user or DEFAULT_USER, hub_root=args.hub_root, work_dir=args.work,
+                 report_dir=args.report, quiet=args.quiet)
+    print("\n".join(summary_lines(result, time.perf_counter() - start)))
+    return 0
+
+
 # Each room's subcommand is one `_add_<name>(sub)` function below that sets `handler`; list it here.
-COMMANDS: tuple = (_add_build, _add_train, _add_evaluate, _add_push, _add_leaderboard,)
+COMMANDS: tuple = (_add_build, _add_train, _add_evaluate, _add_push, _add_leaderboard, _add_run,)
 
 
 def build_parser() -> argparse.ArgumentParser:

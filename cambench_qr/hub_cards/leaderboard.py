@@ -15,6 +15,7 @@ keeps them apart (one table and one plot per revision); a summary with another s
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,8 +151,13 @@ def summary_rows(summary: dict, source: str = "") -> list[dict]:
             continue
         row = grouped.get((name, r["method"], r["config"], r["split"], "none", 0))
         if row is not None:
-            row.update({CAUSAL_SCORE: r["mean"], f"{CAUSAL_SCORE}_ci_low": r["ci_low"],
-                        f"{CAUSAL_SCORE}_ci_high": r["ci_high"]})
+            row.update(
+                {
+                    CAUSAL_SCORE: r["mean"],
+                    f"{CAUSAL_SCORE}_ci_low": r["ci_low"],
+                    f"{CAUSAL_SCORE}_ci_high": r["ci_high"],
+                }
+            )
     return list(grouped.values())
 
 
@@ -183,22 +189,28 @@ def collect_rows(paths: list[str | Path], by_revision: bool = False) -> list[dic
     return sorted(rows, key=lambda r: (revision_of(r).label(), *(str(r[k]) for k in KEY_COLUMNS)))
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def _cell(row: dict, score: str) -> str:
+    """`mean [ci_low, ci_high]`, `mean` when the CI is missing, `–` when the mean is (all maps invalid)."""
     mean, low, high = row.get(score), row.get(f"{score}_ci_low"), row.get(f"{score}_ci_high")
-    if mean is None:
+    if not _finite(mean):
         return "–"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]" if _finite(low) and _finite(high) else f"{mean:.3f}"
 
 
 def _num(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}" if _finite(value) else "–"
 
 
 def _sort_key(row: dict) -> tuple:
     higher = higher_is_better(PLOT_SCORE)
     value = row.get(PLOT_SCORE)
-    best_first = -(value or 0) if higher else (value or 0)
-    return (is_null_baseline(row["method"]), value is None, best_first, row["model"], row["method"])
+    known = _finite(value)
+    best_first = (-value if higher else value) if known else 0.0
+    return (is_null_baseline(row["method"]), not known, best_first, row["model"], row["method"])
 
 
 def markdown_tables(rows: list[dict]) -> str:
@@ -267,17 +279,25 @@ def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
     out: list[str] = []
     causal = sorted((r for r in rows if CAUSAL_SCORE in r), key=lambda r: (r["model"], r["method"]))
     if causal:
-        out += [f"### causal agreement ({causal[0]['config']}): Spearman of CAM part mass vs intervention "
-                "logit drop ↑", "", "| model | method | agreement [95% CI] |", "|---|---|---|"]
+        out += [
+            f"### causal agreement ({causal[0]['config']}): Spearman of CAM part mass vs intervention "
+            "logit drop ↑",
+            "",
+            "| model | method | agreement [95% CI] |",
+            "|---|---|---|",
+        ]
         out += [f"| {r['model']} | {method_label(r['method'])} | {_cell(r, CAUSAL_SCORE)} |" for r in causal]
         out.append("")
     source, target = TRANSFER_CONFIGS
     clean = {(r["model"], r["method"], r["config"]): r for r in rows if is_clean(r)}
     pairs = sorted((m, meth) for m, meth, c in clean if c == target and (m, meth, source) in clean)
     if pairs:
-        out += [f"### real-photo transfer ({source} -> {target})", "",
-                "| model | method | accuracy | " + " | ".join(score_label(s) for s in TRANSFER_SCORES) + " |",
-                "|" + "---|" * (3 + len(TRANSFER_SCORES))]
+        out += [
+            f"### real-photo transfer ({source} -> {target})",
+            "",
+            "| model | method | accuracy | " + " | ".join(score_label(s) for s in TRANSFER_SCORES) + " |",
+            "|" + "---|" * (3 + len(TRANSFER_SCORES)),
+        ]
         for model, method in pairs:
             a, b = clean[(model, method, source)], clean[(model, method, target)]
             cells = [f"{_num(a.get(k))} -> {_num(b.get(k))}" for k in ("accuracy", *TRANSFER_SCORES)]
@@ -289,7 +309,7 @@ def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
 def plot_rows(rows: list[dict]) -> list[dict]:
     """The rows the plot shows: clean rows of the `standard` config (else the first config) that have a
     latency and a plot score."""
-    clean = [r for r in rows if is_clean(r) and r.get(PLOT_SCORE) is not None and r.get("ms_per_img")]
+    clean = [r for r in rows if is_clean(r) and _finite(r.get(PLOT_SCORE)) and _finite(r.get("ms_per_img"))]
     configs = list(dict.fromkeys(r["config"] for r in clean))
     config = "standard" if "standard" in configs else (configs[0] if configs else None)
     return [r for r in clean if r["config"] == config]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -38,6 +40,10 @@ def pareto_front(points: list[dict], score: str) -> list[int]:
     return sorted(front, key=lambda i: (points[i]["ms_per_img"], -sign * points[i][score]))
 
 
+def _finite_or(value: float | None, default: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else default
+
+
 def _ticks(low: float, high: float, n: int = 5) -> list[float]:
     return list(np.linspace(low, high, n))
 
@@ -46,13 +52,14 @@ def draw_pareto_plot(points: list[dict], score: str, title: str = "") -> bytes:
     """PNG bytes: each point is one (model, CAM method) at (ms/img, score mean) with its 95% CI as a
     vertical bar, coloured by method; the Pareto front is joined by a red line and ringed; a dashed line
     marks the mean chance value (a uniform map)."""
-    if not points:
-        raise ValueError("nothing to plot: no row has both a latency and a score")
+    if not points or not all(math.isfinite(p[score]) and math.isfinite(p["ms_per_img"]) for p in points):
+        raise ValueError("nothing to plot: every point needs a finite latency and score")
     image = np.full((HEIGHT, WIDTH, 3), 255, np.uint8)
     ms = np.array([p["ms_per_img"] for p in points], float)
-    lows = [p.get(f"{score}_ci_low", p[score]) for p in points]
-    highs = [p.get(f"{score}_ci_high", p[score]) for p in points]
-    chances = [p[f"{score}_chance"] for p in points if p.get(f"{score}_chance") is not None]
+    # a CI that the bootstrap could not give (NaN, too few samples) is drawn as no bar
+    lows = [_finite_or(p.get(f"{score}_ci_low"), p[score]) for p in points]
+    highs = [_finite_or(p.get(f"{score}_ci_high"), p[score]) for p in points]
+    chances = [p[f"{score}_chance"] for p in points if _finite_or(p.get(f"{score}_chance"), None) is not None]
     y_low = min([*lows, *chances]) if chances else min(lows)
     y_high = max([*highs, *chances]) if chances else max(highs)
     pad = max(y_high - y_low, 1e-3) * 0.08

@@ -1,0 +1,91 @@
+"""The run report: the leaderboard, its plot and CAM overlay galleries, as one markdown page.
+
+Galleries are drawn with OpenCV: one row per image (the image, its colour-coded part map, then each CAM
+as a JET overlay on the image), one column header per panel.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..dataset_builder.card import PART_COLORS
+from ._io import write_bytes_atomic, write_text_atomic
+from .scores import method_label
+
+TILE = 128
+HEADER = 28
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.42) -> None:
+    cv2.putText(image, text, origin, FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def draw_gallery(
+    images: np.ndarray, parts: np.ndarray, maps: dict[str, np.ndarray], captions: list[str]
+) -> np.ndarray:
+    """RGB gallery (uint8). `images` (N,H,W,3) uint8, `parts` (N,H,W) part ids, `maps` {method: (N,H,W)
+    floats in [0, 1]} (NaN, a map with no positive mass, is drawn as the bare image), one caption per row."""
+    n = len(images)
+    if not (len(parts) == n == len(captions)) or any(len(m) != n for m in maps.values()):
+        raise ValueError("images, parts, captions and every map need the same number of rows")
+    columns = ["image", "part map", *(method_label(m) for m in maps)]
+    gallery = np.full((HEADER + n * (TILE + HEADER), len(columns) * (TILE + 4) + 4, 3), 255, np.uint8)
+    for c, name in enumerate(columns):
+        _label(gallery, name, (4 + c * (TILE + 4) + 2, 19), 0.5)
+    for r in range(n):
+        image = cv2.resize(images[r], (TILE, TILE), interpolation=cv2.INTER_AREA)
+        part_map = cv2.resize(PART_COLORS[parts[r]], (TILE, TILE), interpolation=cv2.INTER_NEAREST)
+        panels = [image, part_map]
+        for method_maps in maps.values():
+            heat = np.nan_to_num(np.clip(method_maps[r], 0.0, 1.0), nan=0.0)
+            heat = cv2.resize((heat * 255).astype(np.uint8), (TILE, TILE), interpolation=cv2.INTER_LINEAR)
+            jet = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+            panels.append(
+                image if np.isnan(method_maps[r]).all() else cv2.addWeighted(image, 0.5, jet, 0.5, 0)
+            )
+        y = HEADER + r * (TILE + HEADER)
+        for c, panel in enumerate(panels):
+            x = 4 + c * (TILE + 4)
+            gallery[y : y + TILE, x : x + TILE] = panel
+        _label(gallery, captions[r], (6, y + TILE + 18))
+    return gallery
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the image as PNG")
+    return png.tobytes()
+
+
+def write_report(
+    report_dir: str | Path, leaderboard_dir: str | Path, galleries: dict[str, bytes], outputs: list[str]
+) -> Path:
+    """`report_dir/index.md`: the leaderboard markdown (with its plot copied alongside), one gallery PNG
+    per model, and the list of every output of the run. Returns the index path."""
+    report_dir, leaderboard_dir = Path(report_dir), Path(leaderboard_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for png in leaderboard_dir.glob("leaderboard*.png"):
+        shutil.copyfile(png, report_dir / png.name)
+    lines = [
+        "# CAMBench-QR run report",
+        "",
+        (leaderboard_dir / "leaderboard.md").read_text().split("\n", 1)[1],
+    ]
+    lines += [
+        "## Overlay galleries",
+        "",
+        "Rows: QR test images of the `standard` config; columns: the image, its",
+        "part map (finder, timing, data ... in the dataset card's colours) and each CAM (min-max scaled).",
+        "",
+    ]
+    for name, png in galleries.items():
+        write_bytes_atomic(report_dir / f"gallery-{name}.png", png)
+        lines += [f"### {name}", "", f"![{name}](gallery-{name}.png)", ""]
+    lines += ["## Outputs", "", *(f"- `{o}`" for o in outputs), ""]
+    return write_text_atomic(report_dir / "index.md", "\n".join(lines))

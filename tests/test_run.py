@@ -1,0 +1,107 @@
+"""`cambench-qr run` end to end on a miniature preset (tiny data, test_resnet, one epoch), then again to
+check that every done step is skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from cambench_qr.harness.presets import Preset, RunSpec
+from cambench_qr.pipeline import Stamps, main_job_preset, run, summary_lines
+
+pytestmark = pytest.mark.slow
+
+TINY = Preset(
+    name="tiny",
+    description="test miniature",
+    expected_runtime="seconds",
+    backbones=(("test_resnet", "none"),),
+    image_size=64,
+    batch_size=8,
+    datasets=(("standard", 16, 8), ("blur", 0, 4), ("occlusion", 0, 4), ("paper", 0, 4)),
+    train_config="standard",
+    eval_configs=("standard", "blur", "occlusion", "paper"),
+    runs=(
+        RunSpec("zs", "zs", {"epochs": 1}),
+        RunSpec("ft_struct", "ft_struct", {"epochs": 1}),
+        RunSpec("ft_leakmin", "ft_leakmin", {"epochs": 1}),
+    ),
+    evaluation={
+        "methods": ("layercam", "gradcam"),
+        "batch_size": 8,
+        "faithfulness_samples": 2,
+        "faithfulness_steps": 2,
+        "cross_resolution": (),
+        "latency_batch": 4,
+        "n_boot": 10,
+    },
+    canvas_size=64,
+)
+
+
+def test_stamp_keys_follow_settings_upstream_and_seed(tmp_path):
+    stamps = Stamps(tmp_path, seed=0)
+    key = stamps.key("train-x", {"lr": 1e-3}, ("data",))
+    assert key == Stamps(tmp_path, seed=0).key("train-x", {"lr": 1e-3}, ("data",))
+    assert key != stamps.key("train-x", {"lr": 3e-4}, ("data",))
+    assert key != stamps.key("train-x", {"lr": 1e-3}, ("other data",))
+    assert key != Stamps(tmp_path, seed=1).key("train-x", {"lr": 1e-3}, ("data",))
+    assert not stamps.done("train-x", key)
+    stamps.mark("train-x", key)
+    assert stamps.done("train-x", key) and not stamps.done("train-x", "0" * 16)
+
+
+def test_main_job_adds_the_paper_config():
+    quick = main_job_preset("quick")
+    assert ("paper", 0, 60) in quick.datasets and quick.eval_configs[-1] == "paper"
+    assert main_job_preset(TINY) is TINY
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        main_job_preset("nope")
+
+
+def test_run_end_to_end_then_skips_what_is_done(tmp_path):
+    import evaluate
+    import timm
+    from datasets import load_dataset
+    from huggingface_hub import ModelCard
+
+    paths = dict(
+        user="alice",
+        hub_root=tmp_path / "hub",
+        work_dir=tmp_path / "runs",
+        report_dir=tmp_path / "report",
+        quiet=True,
+    )
+    result = run(TINY, **paths)
+    outputs = result.outputs()
+    assert all(Path(p).exists() for p in outputs), [p for p in outputs if not Path(p).exists()]
+    assert not any(s.skipped for s in result.steps)
+
+    hub = result.hub
+    assert load_dataset(str(hub.dataset_dir), "paper", split="test").num_rows == 4
+    metric = evaluate.load(str(hub.metric_dir))
+    assert "fmr" in metric.compute(saliency=[[[1.0, 0.0], [0.0, 0.0]]], parts=[[[2, 0], [0, 0]]])
+    for name, model_dir in result.models.items():
+        model = timm.create_model(f"local-dir:{model_dir.resolve()}", pretrained=True)
+        assert model.num_classes == 2
+        card = ModelCard.load(model_dir / "README.md")
+        accuracy = [r for r in card.data.eval_results if r.metric_type == "accuracy"]
+        summary = json.loads((result.evaluations[name] / "summary.json").read_text())
+        assert [r.metric_value for r in accuracy] == [a["value"] for a in summary["accuracy"]]
+    rows = pq.read_table(result.leaderboard["parquet"]).to_pylist()
+    assert {r["regime"] for r in rows} == {"zs", "ft_struct", "ft_leakmin"}
+    assert {r["method"] for r in rows} >= {"layercam", "gradcam"}
+    index = result.report.read_text()
+    assert "gallery-test_resnet-ft_leakmin.png" in index and "leaderboard.png" in index
+    assert (result.report.parent / "leaderboard.png").is_file()
+
+    before = (result.evaluations["test_resnet-zs"] / "summary.json").stat().st_mtime_ns
+    again = run(TINY, **paths)
+    heavy = [s for s in again.steps if s.name.startswith(("data-", "train-", "eval-"))]
+    assert len(heavy) == 4 + 3 + 3 and all(s.skipped for s in heavy)
+    assert (result.evaluations["test_resnet-zs"] / "summary.json").stat().st_mtime_ns == before
+    text = "\n".join(summary_lines(again, 1.0))
+    assert all(p in text for p in outputs)
