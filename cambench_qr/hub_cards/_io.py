@@ -1,25 +1,15 @@
-"""Atomic file writes: a temporary file in the target's folder, then `os.replace`."""
+"""Atomic writes of bytes and text, through the harness's `write_atomic` (temporary file + os.replace)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from ..harness.io import write_atomic
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
