@@ -50,8 +50,8 @@ def _ticks(low: float, high: float, n: int = 5) -> list[float]:
 
 def draw_pareto_plot(points: list[dict], score: str, title: str = "") -> bytes:
     """PNG bytes: each point is one (model, CAM method) at (ms/img, score mean) with its 95% CI as a
-    vertical bar, coloured by method; the Pareto front is joined by a red line and ringed; a dashed line
-    marks the mean chance value (a uniform map)."""
+    vertical bar, coloured by method and named by model at the model's fastest point; the Pareto front is
+    joined by a red line and ringed; a dashed line marks the mean chance value (a uniform map)."""
     if not points or not all(math.isfinite(p[score]) and math.isfinite(p["ms_per_img"]) for p in points):
         raise ValueError("nothing to plot: every point needs a finite latency and score")
     image = np.full((HEIGHT, WIDTH, 3), 255, np.uint8)
@@ -108,6 +108,8 @@ def draw_pareto_plot(points: list[dict], score: str, title: str = "") -> bytes:
     if len(front_xy) > 1:
         cv2.polylines(image, [np.array(front_xy, np.int32)], False, FRONT_COLOUR, 2, cv2.LINE_AA)
     methods = list(dict.fromkeys(p["method"] for p in points))
+    # one name label per model, at its fastest point, so that labels do not pile up
+    labelled = {p["model"]: i for i, p in sorted(enumerate(points), key=lambda t: -t[1]["ms_per_img"])}
     for i, p in enumerate(points):
         colour = PALETTE[methods.index(p["method"]) % len(PALETTE)]
         x, y = xy(p["ms_per_img"], p[score])
@@ -115,7 +117,8 @@ def draw_pareto_plot(points: list[dict], score: str, title: str = "") -> bytes:
         cv2.circle(image, (x, y), 5, colour, -1, cv2.LINE_AA)
         if i in front:
             cv2.circle(image, (x, y), 9, FRONT_COLOUR, 2, cv2.LINE_AA)
-        cv2.putText(image, p["model"], (x + 8, y - 8), FONT, 0.38, (60, 60, 60), 1, cv2.LINE_AA)
+        if labelled[p["model"]] == i:
+            cv2.putText(image, p["model"], (x - 20, y + 22), FONT, 0.42, (60, 60, 60), 1, cv2.LINE_AA)
     legend_x = LEFT + plot_w + 20
     for k, method in enumerate(methods):
         y = TOP + 10 + 24 * k
