@@ -155,6 +155,18 @@ def test_evaluate_reports_causal_agreement(tmp_path):
     assert math.isclose(agreement["gradcam"]["mean"], float(np.mean(rhos)), abs_tol=1e-9)
 
 
+def test_vit_trains_under_leakmin(tmp_path):
+    """FT-LeakMin differentiates a gradient CAM (a second derivative): a timm ViT must train (fused CPU
+    attention has no double backward; the harness switches it to the explicit path)."""
+    root = tmp_path / "data"
+    build_dataset("standard", root, num_train=8, num_test=0, image_size=64, quiet=True)
+    common = {"data": str(root), "epochs": 1, "image_size": 64, "batch_size": 8, "quiet": True}
+    zs = train(out=tmp_path / "zs", backbone="test_vit", pretrained="none", **common)
+    model = train(out=tmp_path / "leakmin", init_from=zs, regime="ft_leakmin", **common)
+    history = json.loads((model / "training.json").read_text())["history"]
+    assert history[-1]["penalty"] > 0 and math.isfinite(history[-1]["loss"])
+
+
 def test_leaderboard_shows_causal_agreement_and_transfer(tmp_path):
     s = summary(configs=("standard",))
     gradcam = [r for r in s["structure"] if r["method"] == "gradcam"]

@@ -201,11 +201,18 @@ def batch_loss(model: torch.nn.Module, engine, images: torch.Tensor, labels: tor
 
 def penalty_engine(model: torch.nn.Module, unwrapped: torch.nn.Module, surrogate: str):
     """A CamEngine that forwards through ``model`` (possibly DDP-wrapped, so gradients are synchronised)
-    but hooks the target layer of the ``unwrapped`` module."""
+    but hooks the target layer of the ``unwrapped`` module.
+
+    The penalty differentiates a CAM built from gradients (a second derivative), which fused attention
+    kernels do not implement (e.g. PyTorch's CPU flash attention): timm attention layers are switched to
+    their explicit softmax(q k^T) v path, the same function."""
     from ..cams import METHODS, CamEngine, default_target_layer
 
     if surrogate not in METHODS:
         raise ValueError(f"unknown --surrogate {surrogate!r}; choose one of {', '.join(METHODS)}")
+    for module in unwrapped.modules():
+        if getattr(module, "fused_attn", False):
+            module.fused_attn = False
     return CamEngine(model, target_layer=default_target_layer(unwrapped))
 
 
