@@ -16,7 +16,8 @@ FT-LeakMin training step against an FT-Struct step, and (``--leakmin``) the quic
    (one differentiable CamEngine pass: CE + Grad-CAM leakage penalty) vs FT-Struct (forward + CE).
    Goal: ratio <= 1.8.
 3. ``--leakmin``: the ``quick`` preset's data, ZS model, then FT-LeakMin with lambda = 0.25 and with
-   lambda = 0 (same seed); Grad-CAM background leakage (BL, lower is better) and accuracy on the test split.
+   lambda = 0 (same seed); Grad-CAM background leakage (BL, lower is better) and accuracy on the test split,
+   and the paired per-sample BL difference (penalised - control) with a bootstrap 95% CI.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
@@ -42,7 +44,7 @@ from cambench_qr.harness.data import normalize  # noqa: E402
 from cambench_qr.harness.models import set_trainable  # noqa: E402
 from cambench_qr.harness.options import PAPER_METHODS  # noqa: E402
 from cambench_qr.harness.train import batch_loss, penalty_engine  # noqa: E402
-from cambench_qr.metrics import structure_scores  # noqa: E402
+from cambench_qr.metrics import bootstrap_mean_ci, structure_scores  # noqa: E402
 from cambench_qr.parts import FINDER, REGIONS, TIMING  # noqa: E402
 
 SIZE = 224
@@ -182,7 +184,7 @@ def leakmin_check(workdir: Path) -> dict:
     backbone, pretrained = preset.backbones[0]
     runs = {r.name: r for r in preset.runs}
     zs = train(**preset.train_kwargs(runs["zs"], backbone, pretrained, str(data), workdir / "zs", quiet=True))
-    result = {}
+    result, per_sample_bl = {}, {}
     for name in ("ft_leakmin", "ft_leakmin_lambda0"):
         model = train(**preset.train_kwargs(runs[name], backbone, pretrained, str(data), workdir / name,
                                             init_from=zs, quiet=True))
@@ -191,11 +193,19 @@ def leakmin_check(workdir: Path) -> dict:
                                faithfulness_samples=0, cross_resolution=(), latency_batch=0, quiet=True)
         summary = json.loads((summary_dir / "summary.json").read_text())
         bl = next(r for r in summary["structure"] if r["method"] == "gradcam" and r["score"] == "bl")
+        table = pq.read_table(summary_dir / "per_sample.parquet").to_pydict()
+        per_sample_bl[name] = {i: v for i, m, v in zip(table["id"], table["method"], table["bl"], strict=True)
+                               if m == "gradcam"}
         result[name] = {"leak_lambda": runs[name].overrides["leak_lambda"],
                         "accuracy": summary["accuracy"][0]["value"],
                         "bl_mean": bl["mean"], "bl_ci": [bl["ci_low"], bl["ci_high"]], "n_qr": bl["n"],
                         "train_cam_leakage": [h["cam_leakage"] for h in
                                               json.loads((model / "training.json").read_text())["history"]]}
+    penalised, control = per_sample_bl["ft_leakmin"], per_sample_bl["ft_leakmin_lambda0"]
+    diff = np.array([penalised[i] - control[i] for i in sorted(control)])
+    low, high = bootstrap_mean_ci(diff, 2000, 0.95, np.random.default_rng(0))
+    result["paired_bl_difference"] = {"mean": float(diff.mean()), "ci": [low, high],
+                                      "share_lower": float((diff < 0).mean())}
     return result
 
 

@@ -147,3 +147,25 @@ def test_cli_train_reports_errors_on_one_line(data, tmp_path, capsys):
     assert cli_main([*argv, "--pretrained", "none", "--batch-size", "8"]) == 0
     assert (tmp_path / "m" / "model.safetensors").is_file()
     assert load_checkpoint(tmp_path / "m")[1]["pretrained"] == "none"
+
+
+def test_presets_produce_valid_train_and_evaluate_arguments():
+    import inspect
+
+    from cambench_qr.dataset_builder.build import build_dataset as build
+    from cambench_qr.harness.evaluate import evaluate
+    from cambench_qr.harness.presets import PRESETS
+
+    for preset in PRESETS.values():
+        assert preset.runs[0].regime == "zs"
+        for config, num_train, num_test in preset.datasets:
+            inspect.signature(build).bind(**preset.build_kwargs(config, num_train, num_test, "d"))
+        for backbone, pretrained in preset.backbones:
+            for run in preset.runs:
+                init = None if run.regime == "zs" else "zs_dir"
+                kwargs = preset.train_kwargs(run, backbone, pretrained, "d", "o", init_from=init)
+                inspect.signature(train_module.train).bind(**kwargs)
+                assert ("init_from" in kwargs) == (run.regime != "zs")
+        inspect.signature(evaluate).bind(**preset.evaluate_kwargs("m", "d", "o"))
+    with pytest.raises(ValueError, match="init_from"):
+        PRESETS["quick"].train_kwargs(PRESETS["quick"].runs[1], "resnet18", "none", "d", "o")

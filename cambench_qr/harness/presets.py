@@ -88,7 +88,9 @@ PRESETS: dict[str, Preset] = {
         name="quick",
         description="random-init ResNet-18 at 128 px, 600 train / 200 test standard rows, three regimes "
                     "plus the FT-LeakMin lambda = 0 control, evaluated on standard, blur and occlusion",
-        expected_runtime="about 10-15 minutes on 2 CPU cores (measured: see BENCHMARKS.md, Harness)",
+        expected_runtime="measured on a 2-core VM shared with ~5 other jobs (load ~9): ZS 1.5 min, each "
+                         "4-epoch FT-LeakMin run 7-11 min, a Grad-CAM evaluation of the test split 2 min "
+                         "(BENCHMARKS.md, Harness); an idle machine is faster",
         backbones=(("resnet18", "none"),),
         image_size=128,
         batch_size=32,
