@@ -261,12 +261,12 @@ def test_numpy_and_torch_sort_paths_agree():
 
 
 def test_large_and_wide_maps_against_references():
-    """More than 2**16 pixels, and a width above the 4096-pixel block limit."""
+    """More than 2**16 pixels, a long row, and a pixel count whose largest small divisor is 1 (prime)."""
     from cambench_qr.metrics.scores import _block_length
 
-    assert _block_length(3 * 5000, 5000) == 3750 and _block_length(224 * 224, 224) == 224
+    assert _block_length(224 * 224) == 64 and _block_length(3 * 5000) == 60 and _block_length(7 * 11) == 11
     g = torch.Generator().manual_seed(9)
-    for shape in ((1, 260, 270), (1, 3, 5000)):
+    for shape in ((1, 260, 270), (1, 3, 5000), (1, 1, 4999)):
         sal = torch.rand(shape, generator=g) ** 4
         sal[sal < 0.2] = 0  # a large tied run
         parts = torch.randint(0, NUM_PARTS, shape, generator=g).to(torch.uint8)
@@ -299,3 +299,28 @@ def test_maps_that_require_grad_are_scored_detached():
     sal, parts = random_batch(11, batch=2)
     s = structure_scores(sal.clone().requires_grad_(True), parts)
     torch.testing.assert_close(s["fmr"], structure_scores(sal, parts)["fmr"])
+
+
+def test_aggregate_groups_missing_keys_and_rejects_bad_columns():
+    columns = {"x": [1.0, 2.0, 3.0, float("nan")], "severity": [1.0, float("nan"), None, 1.0]}
+    rows = aggregate(columns, ["x"], ["severity"], n_boot=20)
+    assert [(r["severity"], r["n"], r["n_invalid"], r["mean"]) for r in rows] == [(1.0, 1, 1, 1.0),
+                                                                                 (None, 2, 0, 2.5)]
+    assert math.isnan(rows[0]["std"]) and math.isnan(rows[0]["ci_low"])
+    with pytest.raises(ValueError, match="missing"):
+        aggregate(columns, ["y"], ["severity"])
+    with pytest.raises(ValueError, match="rows"):
+        aggregate({"x": [1.0, 2.0], "g": [1]}, ["x"], ["g"])
+
+
+def test_paper_mode_dts_uses_the_papers_structure():
+    modules = qr_module_parts(21)
+    parts = torch.from_numpy(np.kron(modules, np.ones((2, 2), np.uint8)))[None]
+    sal = torch.rand(parts.shape, generator=torch.Generator().manual_seed(3))
+    s = structure_scores(sal, parts, mask_mode="paper", module_px=2.0)
+    structure = (parts[0] == FINDER).numpy() | paper_timing_mask(parts, torch.tensor([2.0]))[0].numpy()
+    d = ndi.distance_transform_edt(~structure)
+    p = sal[0].double().numpy() / sal[0].double().sum().item()
+    assert float(s["dts_modules"][0]) == pytest.approx((p * d).sum() / 2.0, rel=1e-6)
+    standard = structure_scores(sal, parts, module_px=2.0)
+    assert float(standard["dts_modules"][0]) > float(s["dts_modules"][0])  # the end modules are closer

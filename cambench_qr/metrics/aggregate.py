@@ -20,6 +20,11 @@ def _column(values, name: str, length: int | None) -> np.ndarray:
     return array
 
 
+def _group_key(value):
+    """NaN (a missing value) groups with None."""
+    return None if isinstance(value, float) and value != value else value
+
+
 def bootstrap_mean_ci(values: np.ndarray, n_boot: int, ci: float, rng: np.random.Generator
                       ) -> tuple[float, float]:
     """Percentile bootstrap of the mean: resample ``values`` with replacement ``n_boot`` times and take
@@ -34,13 +39,14 @@ def bootstrap_mean_ci(values: np.ndarray, n_boot: int, ci: float, rng: np.random
 
 def aggregate(columns: Mapping[str, Sequence], scores: Sequence[str], by: Sequence[str] = (), *,
               n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> list[dict]:
-    """One row per group of ``by`` values (in order of first appearance) and score:
+    """One row per group of ``by`` values (in order of first appearance; NaN and None are one group,
+    labelled None) and score:
     ``{<by cols>..., score, n, n_invalid, mean, std, ci_low, ci_high}``.
 
     ``n`` counts the finite values and ``n_invalid`` the NaN/inf ones (invalid maps, empty masks), which
     are left out of every statistic. ``std`` is the sample standard deviation (ddof=1). The CI is a
     percentile bootstrap of the mean with ``n_boot`` resamples from ``np.random.default_rng([seed, g, s])``
-    for group ``g`` and score ``s``, so it is reproducible and independent of other groups. Statistics
+    for group ``g`` and score ``s`` (their positions), so the same inputs give the same table. Statistics
     that need more values than there are (std or CI of fewer than 2, anything of 0) are NaN.
     """
     if not 0 < ci < 1:
@@ -50,9 +56,11 @@ def aggregate(columns: Mapping[str, Sequence], scores: Sequence[str], by: Sequen
     missing = [c for c in (*scores, *by) if c not in columns]
     if missing:
         raise ValueError(f"columns missing: {missing}; have {sorted(columns)}")
-    length = len(_column(columns[scores[0] if scores else by[0]], "first", None))
-    keys = list(zip(*(_column(columns[c], c, length).tolist() for c in by), strict=True)) if by else \
-        [()] * length
+    if not scores:
+        raise ValueError("scores must name at least one column")
+    length = len(_column(columns[scores[0]], scores[0], None))
+    by_values = [[_group_key(v) for v in _column(columns[c], c, length).tolist()] for c in by]
+    keys = list(zip(*by_values, strict=True)) if by else [()] * length
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)

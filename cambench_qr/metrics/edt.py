@@ -26,7 +26,7 @@ def distance_to(mask: torch.Tensor) -> torch.Tensor:
 
     def transform(rows: slice) -> None:
         for b in range(rows.start, rows.stop):
-            out[b] = cv2.distanceTransform(not_mask[b], cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            cv2.distanceTransform(not_mask[b], cv2.DIST_L2, cv2.DIST_MASK_PRECISE, dst=out[b])
 
     for_row_chunks(transform, len(out))
     dist = torch.from_numpy(out).to(mask.device)

@@ -135,14 +135,12 @@ def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
 
 # Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
 _MIN_CLASS = {"finder": 3, "timing": 2, "structure": 2, "box": 1}
-_MAX_BLOCK = 4096  # block sums of positions stay below 2**24, exact in float32
+_MAX_BLOCK = 64  # short blocks: cheap queries; block position sums stay far below 2**24 (exact)
 
 
-def _block_length(n: int, width: int) -> int:
-    """A divisor of n of at most _MAX_BLOCK pixels (the image width when it is small enough)."""
-    if width <= _MAX_BLOCK:
-        return width
-    return max(d for d in range(1, _MAX_BLOCK + 1) if n % d == 0)
+def _block_length(n: int) -> int:
+    """The largest divisor of n of at most _MAX_BLOCK pixels."""
+    return max(d for d in range(1, min(n, _MAX_BLOCK) + 1) if n % d == 0)
 
 
 class _Ranked:
@@ -309,7 +307,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     # Rank-based scores from one sort of (value, pixel class) keys. Among equal values the class order
     # never matters: every score below treats a run of equal values as one group.
     w_unit = _unit_scale(w, w_max)
-    ranked = _Ranked(sorted_keys(w_unit, prepared.pixel_class), _block_length(n, width))
+    ranked = _Ranked(sorted_keys(w_unit, prepared.pixel_class), _block_length(n))
 
     # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
     # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
