@@ -20,35 +20,6 @@ def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build a dataset config into a Hub-layout folder")
     p.add_argument("--config", required=True, help="config name, e.g. standard, paper, blur")
     p.add_argument("--out", required=True, help="dataset folder; configs already in it are kept")
-    p.add_argument("--num-train", type=int, default=1200, help="train rows (default 1200)")
-    p.add_argument("--num-test", type=int, default=600, help="test rows (default 600)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--image-size", type=int, default=None, help="canvas side, px (default: the config's)")
-    p.add_argument("--push", metavar="REPO_ID", default=None, help="also upload DIR to this Hub dataset repo")
-    p.set_defaults(handler=_run_build)
-
-
-def _run_build(args: argparse.Namespace) -> int:
-    from .dataset_builder.build import build_dataset
-    from .dataset_builder.publish import PushError
-
-    try:
-        out = build_dataset(args.config, args.out, num_train=args.num_train, num_test=args.num_test,
-                            seed=args.seed, num_proc=args.num_proc, image_size=args.image_size,
-                            quiet=args.quiet, push=args.push)
-    except PushError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"built {args.config} ({args.num_train} train, {args.num_test} test rows) into {out}")
-    if args.push:
-        print(f"pushed {out} to the Hub dataset repo {args.push}")
-    return 0
-
-
-def _add_build(sub) -> None:
-    p = sub.add_parser("build", help="build a dataset config into a Hub-layout folder")
-    p.add_argument("--config", required=True, help="config name, e.g. standard, paper, blur")
-    p.add_argument("--out", required=True, help="dataset folder; configs already in it are kept")
     p.add_argument("--num-train", type=int, default=None,
                    help="train rows (default 1200; 0 for the test-only configs interventions and real)")
     p.add_argument("--num-test", type=int, default=600, help="test rows (default 600)")
