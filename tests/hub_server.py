@@ -18,7 +18,9 @@ no pull requests. Errors carry ``X-Error-Code`` (RepoNotFound, RevisionNotFound,
 as huggingface_hub expects. Writes need an ``Authorization: Bearer ...`` header (any token). It binds
 the loopback interface only. Routes it does not know answer 404 and are recorded in ``unhandled``.
 
-Run standalone: ``python tests/hub_server.py`` prints the endpoint and serves until interrupted.
+Run standalone: ``python tests/hub_server.py`` prints the endpoint and serves until interrupted. For
+pytest: the session fixture ``hub_server`` and ``run_client`` (a client script in a fresh interpreter
+whose environment points huggingface_hub, datasets, timm and evaluate at the server).
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pytest
 import yaml
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -562,6 +570,44 @@ class HubServer(ThreadingHTTPServer):
         self.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+# --- pytest helpers -----------------------------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", name="hub_server")
+def hub_server_fixture():
+    """A running server (user "alice") for the test session; stopped at teardown."""
+    server = HubServer(user="alice").start()
+    yield server
+    server.stop()
+
+
+def run_client(server: HubServer, tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh python with HF_ENDPOINT etc. pointing at `server`; fail with its output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(
+        HF_ENDPOINT=server.url,
+        HF_TOKEN="hf_fake",
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    script = tmp_path / "client.py"
+    script.write_text(textwrap.dedent(code))
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"client failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert not server.unhandled, f"the client called routes the test server does not know: {server.unhandled}"
+    return proc
 
 
 if __name__ == "__main__":

@@ -7,50 +7,12 @@ imported them already, so every client runs in a fresh interpreter with the serv
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from hub_server import HubServer
+from hub_server import hub_server_fixture, run_client  # noqa: F401 - the fixture `hub_server`
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def hub_server():
-    server = HubServer(user="alice").start()
-    yield server
-    server.stop()
-
-
-def run_client(server: HubServer, tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh python with HF_ENDPOINT etc. pointing at `server`; fail with its output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    env.update(
-        HF_ENDPOINT=server.url,
-        HF_TOKEN="hf_fake",
-        HF_HUB_DISABLE_XET="1",
-        HF_HOME=str(tmp_path / "hf_home"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        PYTHONPATH=str(REPO_ROOT),
-    )
-    script = tmp_path / "client.py"
-    script.write_text(textwrap.dedent(code))
-    proc = subprocess.run(
-        [sys.executable, str(script), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"client failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    assert not server.unhandled, f"the client called routes the test server does not know: {server.unhandled}"
-    return proc
 
 
 def test_dataset_two_configs_push_and_load_back(hub_server, tmp_path):

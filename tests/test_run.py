@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hub_server import hub_server_fixture, run_client  # noqa: F401 - the fixture `hub_server`
 
 from cambench_qr.harness.presets import Preset, RunSpec
 from cambench_qr.pipeline import Stamps, main_job_preset, run, summary_lines
@@ -62,7 +63,7 @@ def test_main_job_adds_the_paper_config():
         main_job_preset("nope")
 
 
-def test_run_end_to_end_then_skips_what_is_done(tmp_path):
+def test_run_end_to_end_then_skips_what_is_done(tmp_path, hub_server):
     import evaluate
     import timm
     from datasets import load_dataset
@@ -105,3 +106,30 @@ def test_run_end_to_end_then_skips_what_is_done(tmp_path):
     assert (result.evaluations["test_resnet-zs"] / "summary.json").stat().st_mtime_ns == before
     text = "\n".join(summary_lines(again, 1.0))
     assert all(p in text for p in outputs)
+
+    # the same folders pushed with `cambench-qr push` load back from a Hub (the local test server)
+    code = """
+    import sys
+    from pathlib import Path
+    import pyarrow.parquet as pq
+    import timm, torch
+    from datasets import load_dataset
+    from huggingface_hub import ModelCard
+    from cambench_qr.cli import main
+
+    root = Path(sys.argv[1])
+    assert main(["--quiet", "push", "--user", "alice", "--hub-root", str(root)]) == 0
+    folder = root / "models" / "alice" / "test_resnet-ft_leakmin"
+    local = timm.create_model(f"local-dir:{folder}", pretrained=True).state_dict()
+    remote = timm.create_model("hf-hub:alice/test_resnet-ft_leakmin", pretrained=True).state_dict()
+    assert local.keys() == remote.keys() and all(torch.equal(local[k], remote[k]) for k in local)
+    results = ModelCard.load("alice/test_resnet-ft_leakmin").data.eval_results
+    assert results and results == ModelCard.load(folder / "README.md").data.eval_results
+    assert load_dataset("alice/cambench-qr", "paper", split="test").num_rows == 4
+    board = root / "datasets" / "alice" / "cambench-qr-leaderboard" / "data"
+    rows = pq.read_table(next(board.glob("*.parquet"))).num_rows
+    assert load_dataset("alice/cambench-qr-leaderboard", split="train").num_rows == rows
+    print("OK")
+    """
+    proc = run_client(hub_server, tmp_path, code, str(result.hub.root.resolve()))
+    assert proc.stdout.strip().endswith("OK")
