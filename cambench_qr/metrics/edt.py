@@ -28,7 +28,7 @@ def distance_to(mask: torch.Tensor) -> torch.Tensor:
         for b in range(rows.start, rows.stop):
             cv2.distanceTransform(not_mask[b], cv2.DIST_L2, cv2.DIST_MASK_PRECISE, dst=out[b])
 
-    for_row_chunks(transform, len(out))
+    for_row_chunks(transform, len(out), out[0].size)
     dist = torch.from_numpy(out).to(mask.device)
     dist[~mask.flatten(1).any(1)] = float("inf")
     return dist

@@ -118,7 +118,7 @@ def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool
         signed = keys[rows].view(np.int32)
         signed.sort(axis=1)
 
-    for_row_chunks(sort, len(keys))
+    for_row_chunks(sort, len(keys), keys.shape[1])
     return torch.from_numpy(keys.view(np.int32))
 
 
