@@ -163,6 +163,13 @@ def test_rebuild_in_place_regenerates(tmp_path):
     assert not any(p.name.startswith(STAGING_PREFIX) for p in out.iterdir())
 
 
+def test_build_leaves_nothing_in_the_datasets_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "hf_datasets_cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    build("standard", tmp_path / "ds", num_proc=2)
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
 def test_test_only_config_and_shards(tmp_path, monkeypatch):
     monkeypatch.setattr("cambench_qr.dataset_builder.build.ROWS_PER_SHARD", 4)
     out = build("standard", tmp_path / "ds", num_train=0, num_test=10)
