@@ -65,6 +65,7 @@ def test_leaderboard_table_values(results, tmp_path):
     assert standard[4].startswith(
         "| test_resnet-ft_struct | test_resnet | ft_struct | EigenGrad-CAM | 0.900 | 0.630 [0.580, 0.680]"
     )  # best FMR first
+    assert standard[4].endswith("| 23.0 | 20 (1) |")  # ms/img, maps (NaN FMR maps)
     assert standard[-3].startswith(
         "| test_resnet-ft_leakmin | test_resnet | ft_leakmin | null: uniform | 0.900 | 0.490"
     )

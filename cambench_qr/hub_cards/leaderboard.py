@@ -29,6 +29,7 @@ from .plot import draw_pareto_plot, pareto_front
 from .scores import (
     HEADLINE_SCORES,
     PLOT_SCORE,
+    SCORE_LABELS,
     higher_is_better,
     is_clean,
     is_graded,
@@ -144,6 +145,7 @@ def summary_rows(summary: dict, source: str = "") -> list[dict]:
                     f"{score}_ci_low": r.get("ci_low"),
                     f"{score}_ci_high": r.get("ci_high"),
                     f"{score}_chance": r.get("chance"),
+                    f"{score}_n_invalid": r.get("n_invalid"),
                 }
             )
     for r in summary.get("causal", []):  # harness.causal: on the interventions config's clean rows
@@ -215,8 +217,9 @@ def _sort_key(row: dict) -> tuple:
 
 def markdown_tables(rows: list[dict]) -> str:
     """Markdown: per config, a clean-image table (method x backbone x regime: accuracy, every score as
-    mean [95% CI], ms/img; best plot score first, null-baseline maps last) closed by the chance row; per
-    distortion family, FMR by severity; configs with neither (the paper's mixed distortions) are named."""
+    mean [95% CI], ms/img, maps and NaN maps; best plot score first, null-baseline maps last) closed by
+    the chance row; per distortion family, FMR by severity; configs with neither (the paper's mixed
+    distortions) are named."""
     scores = [s for s in HEADLINE_SCORES if any(s in r for r in rows)]
     out: list[str] = []
     for config in dict.fromkeys(r["config"] for r in rows if is_clean(r)):
@@ -226,19 +229,19 @@ def markdown_tables(rows: list[dict]) -> str:
             "",
             "| model | backbone | regime | method | accuracy | "
             + " | ".join(score_label(s) for s in scores)
-            + " | ms/img |",
-            "|" + "---|" * (6 + len(scores)),
+            + f" | ms/img | n ({SCORE_LABELS[PLOT_SCORE]} NaN) |",
+            "|" + "---|" * (7 + len(scores)),
         ]
         out += [
             f"| {r['model']} | {r['backbone']} | {r['regime']} | {method_label(r['method'])} | "
             f"{_num(r['accuracy'])} | "
             + " | ".join(_cell(r, s) for s in scores)
-            + f" | {_num(r['ms_per_img'], 1)} |"
+            + f" | {_num(r['ms_per_img'], 1)} | {r['n']} ({r.get(f'{PLOT_SCORE}_n_invalid')}) |"
             for r in table
         ]
         chance = [sorted({_num(r.get(f"{s}_chance")) for r in table} - {"–"}) for s in scores]
         out += [
-            "| chance (uniform map) | | | | | " + " | ".join("/".join(cs) or "–" for cs in chance) + " | |",
+            "| chance (uniform map) | | | | | " + " | ".join("/".join(cs) or "–" for cs in chance) + " | | |",
             "",
         ]
     for config in dict.fromkeys(r["config"] for r in rows if is_graded(r)):
