@@ -1,16 +1,17 @@
 """`cambench-qr run`: from nothing to a leaderboard, offline, in one command.
 
-Steps (each skipped when its stamp says it is done with the same settings, seed and package version):
+It runs a harness preset (`harness.presets.PRESETS`, default `quick`) with the paper config added, into
+the local Hub root (contract 6). Steps, each skipped when its stamp says it is done with the same settings:
 
-1. build the dataset configs into the local Hub root's dataset repo, add `eval.yaml`;
+1. build the preset's dataset configs (+ `paper`) into the dataset repo folder, add `eval.yaml`;
 2. copy the `cambench_structure` evaluate module into the metric Space folder;
-3. train `zs`, then `ft_struct` and `ft_leakmin` initialised from `zs`, into the model repo folders;
-4. evaluate each model (accuracy, CAM structure scores, faithfulness, latency) into `<work>/eval/<model>`;
-5. write the model cards, the leaderboard repo, overlay galleries and `<report>/index.md`.
+3. per backbone, train the preset's runs (`zs` first, the FT runs initialised from it) into the model repo
+   folders, and evaluate each model into `<work>/eval/<model>` (summary.json, per_sample.parquet);
+4. write the model cards, the leaderboard repo, one overlay gallery per model and `<report>/index.md`.
 
 A step's stamp (`<work>/stamps/<step>.json`) holds a key: the sha256 of the step's settings, the keys of
 the steps it depends on, the seed and the package version. Changing any of them redoes the step and every
-step downstream of it.
+step downstream of it; cards, leaderboard and report are cheap and always rewritten.
 """
 
 from __future__ import annotations
