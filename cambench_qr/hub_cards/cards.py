@@ -187,6 +187,8 @@ def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> M
     regime = training.get("regime", summary["model"].get("regime"))
     backbone = training.get("backbone", summary["model"].get("backbone"))
     pretrained = training.get("pretrained", summary["model"].get("pretrained"))
+    weights = "random initialisation" if pretrained in (None, "none") else f"`{pretrained}`"
+    data_revision = training.get("data_revision")
     labels = json.dumps(training.get("label_names", ["non_qr", "qr"]))
     body = f"""
 # {repo_name}
@@ -209,8 +211,8 @@ model = timm.create_model("hf-hub:{repo_id}", pretrained=True)   # label_names: 
 |---|---|
 | backbone | `{backbone}` |
 | regime | `{regime}` |
-| initial weights | {pretrained or "random initialisation"} |
-| data | `{training.get("data", summary["data"].get("path"))}` config `{training.get("config", "")}` |
+| initial weights | {weights} |
+| data | `{hub.dataset_id}` config `{training.get("config", "")}`, revision `{data_revision}` |
 | epochs / lr / seed | {training.get("epochs")} / {training.get("lr")} / {training.get("seed")} |
 | image size | {training.get("image_size", summary["model"].get("image_size"))} |
 | cambench-qr version | {training.get("package_version", __version__)} |
