@@ -91,7 +91,7 @@ def add_config(card_data: DatasetCardData, config: str, split_sizes: dict[str, t
     configs[config] = {
         "data_files": [{"split": s, "path": f"data/{config}/{s}-*"} for s in split_sizes],
     }
-    ordered = sorted(configs, key=lambda name: (name != DEFAULT_CONFIG, name))
+    ordered = sorted(configs, key=_default_first)
     for name in ordered:
         configs[name].pop("default", None)
     if DEFAULT_CONFIG in configs:
@@ -114,6 +114,11 @@ def add_config(card_data: DatasetCardData, config: str, split_sizes: dict[str, t
     card_data.size_categories = [_size_category(total)]
 
 
+def _default_first(config: str) -> tuple[bool, str]:
+    """Sort key: the default config first, then the others by name."""
+    return config != DEFAULT_CONFIG, config
+
+
 def _config_infos(card_data: DatasetCardData) -> list[dict]:
     """`dataset_info` as a list (the YAML holds a single mapping when there is one config)."""
     infos = card_data.to_dict()["dataset_info"]
@@ -130,7 +135,7 @@ def _size_category(n: int) -> str:
 def render_card(card_data: DatasetCardData) -> str:
     """The whole README.md: YAML header plus a markdown body rendered from it."""
     meta = card_data.to_dict()
-    infos = _config_infos(card_data)
+    infos = sorted(_config_infos(card_data), key=lambda info: _default_first(info["config_name"]))
     builds = {b["config"]: b for b in meta.get("cambench_builds", [])}
     rows = []
     for info in infos:
