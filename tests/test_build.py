@@ -100,6 +100,10 @@ def test_layout_and_card(two_configs):
              for info in meta["dataset_info"]}
     assert sizes == {"paper": {"train": 6, "test": 4}, "standard": {"train": 6, "test": 4}}
     assert "| 2 | finder |" in card.text and "(figures/standard.png)" in card.text
+    # paper was built first, yet the default config leads the table and the usage snippet
+    standard_row = card.text.index("| `standard` (default) | 6 | 4 | 0 |")
+    assert standard_row < card.text.index("| `paper` | 6 | 4 | 0 |")
+    assert 'load_dataset("<this repo or folder>", "standard")' in card.text
     figure = PIL.Image.open(two_configs / "figures/standard.png")
     assert figure.mode == "RGB" and figure.width > 6 * 100
 
