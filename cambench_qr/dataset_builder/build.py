@@ -133,7 +133,7 @@ def check_output_dir(out: Path) -> None:
 
 
 def _generate_split(config: str, split: str, n: int, seed: int, image_size: int | None, num_proc: int,
-                      row_fn: RowFn, cache_dir: Path) -> datasets.Dataset:
+                    row_fn: RowFn, cache_dir: Path) -> datasets.Dataset:
     """Rows 0..n-1 of one split as an Arrow dataset, generated over `num_proc` workers.
 
     An error raised by the row function reaches the caller as itself, not wrapped by `datasets`.
@@ -195,7 +195,8 @@ def _write_parquet(ds: datasets.Dataset, folder: Path, split: str) -> int:
 
 
 def _figure_rows(ds: datasets.Dataset) -> list[dict]:
-    """Up to FIGURE_SAMPLES rows for the card figure: QR rows first, then one negative, in index order."""
+    """Up to FIGURE_SAMPLES rows for the card figure, in index order: QR rows (all but one slot), then
+    negatives to fill the rest."""
     labels = list(ds["label"])
     qr = [i for i, y in enumerate(labels) if y == 1][:FIGURE_SAMPLES - 1]
     negatives = [i for i, y in enumerate(labels) if y == 0][:FIGURE_SAMPLES - len(qr)]
