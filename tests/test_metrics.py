@@ -8,7 +8,14 @@ import scipy.ndimage as ndi
 import torch
 from sklearn.metrics import roc_auc_score
 
-from cambench_qr.metrics import SCORE_NAMES, aggregate, paper_timing_mask, prepare_parts, structure_scores
+from cambench_qr.metrics import (
+    SCORE_NAMES,
+    aggregate,
+    normalized_mass,
+    paper_timing_mask,
+    prepare_parts,
+    structure_scores,
+)
 from cambench_qr.metrics.scores import sorted_keys
 from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
 
@@ -213,6 +220,8 @@ def test_bad_input_is_a_clear_error():
     signed = structure_scores(sal - 0.5, parts, signed=True)
     relu = structure_scores((sal - 0.5).clamp_min(0), parts)
     torch.testing.assert_close(signed["fmr"], relu["fmr"])
+    with pytest.raises(ValueError, match="sample 1 peaks at.*rescale"):
+        structure_scores(sal * torch.tensor([1.0, 1e35, 1.0])[:, None, None], parts)
     with pytest.raises(ValueError, match="module_px"):
         structure_scores(sal, parts, module_px=[1.0, 2.0])
     with pytest.raises(ValueError, match="normalize"):
@@ -324,3 +333,13 @@ def test_paper_mode_dts_uses_the_papers_structure():
     assert float(s["dts_modules"][0]) == pytest.approx((p * d).sum() / 2.0, rel=1e-6)
     standard = structure_scores(sal, parts, module_px=2.0)
     assert float(standard["dts_modules"][0]) > float(s["dts_modules"][0])  # the end modules are closer
+
+
+def test_normalized_mass():
+    sal = torch.tensor([[[1.0, 3.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[2.0, 2.0], [2.0, 4.0]]])
+    p, valid = normalized_mass(sal)
+    assert valid.tolist() == [True, False, True]
+    torch.testing.assert_close(p[0], torch.tensor([[0.25, 0.75], [0.0, 0.0]]))
+    p, valid = normalized_mass(sal, normalize="minmax")
+    torch.testing.assert_close(p[2], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
+    assert valid.tolist() == [True, False, True]

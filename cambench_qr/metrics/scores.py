@@ -54,8 +54,10 @@ _RANK_REGIONS = ("finder", "structure", "box")
 _BOX_OTHER, _TIMING = 1, 2
 
 
-def _scored_map(flat: torch.Tensor, normalize: str, signed: bool
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+_MAGNITUDE = 2.0**100  # maps whose maximum lies outside [1/_MAGNITUDE, _MAGNITUDE] are refused
+
+
+def _scored_map(flat: torch.Tensor, normalize: str, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``(w, w_max)``: the scored map (B, n) and its row maxima."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -73,6 +75,11 @@ def _scored_map(flat: torch.Tensor, normalize: str, signed: bool
         span = hi - lo
         flat = (flat - lo[:, None]) / torch.where(span > 0, span, 1)[:, None]
         hi = (span > 0).float()
+    extreme = (hi > _MAGNITUDE) | ((hi > 0) & (hi < 1 / _MAGNITUDE))
+    if extreme.any():
+        i = int(extreme.nonzero()[0])
+        raise ValueError(f"saliency sample {i} peaks at {float(hi[i]):.3g}, outside [2**-100, 2**100]; "
+                         f"rescale it (every score is invariant to a positive scale)")
     return flat, hi
 
 
@@ -134,7 +141,7 @@ def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
 
 
 # Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
-_MIN_CLASS = {"finder": 3, "timing": 2, "structure": 2, "box": 1}
+_MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}
 _MAX_BLOCK = 64  # short blocks: cheap queries; block position sums stay far below 2**24 (exact)
 
 
