@@ -140,6 +140,11 @@ def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
     return w * scale[:, None]
 
 
+def _key_ready(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
+    """The map rescaled (exactly, by ``_unit_scale``) into [0, 1) unless every peak already is."""
+    return w if bool((w_max < 1).all()) else _unit_scale(w, w_max)
+
+
 # Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
 _MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}
 _MAX_BLOCK = 64  # short blocks: cheap queries; block position sums stay far below 2**24 (exact)
@@ -313,7 +318,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
 
     # Rank-based scores from one sort of (value, pixel class) keys. Among equal values the class order
     # never matters: every score below treats a run of equal values as one group.
-    w_unit = _unit_scale(w, w_max)
+    w_unit = _key_ready(w, w_max)
     ranked = _Ranked(sorted_keys(w_unit, prepared.pixel_class), _block_length(n))
 
     # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
