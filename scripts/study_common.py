@@ -34,7 +34,7 @@ METHODS = ("gradcam", *PAPER_METHODS)
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The flags every study takes (defaults: the tiny CPU setting)."""
-    parser.add_argument("--out", default=f"results/studies/{name}", help="folder: data, models, results")
+    parser.add_argument("--out", default=f"runs/studies/{name}", help="folder: data, models, results")
     parser.add_argument("--image-size", type=int, default=128, help="canvas and input side, px (default 128)")
     parser.add_argument("--num-train", type=int, default=240, help="standard train rows (default 240)")
     parser.add_argument("--num-test", type=int, default=80, help="standard test rows (default 80)")
