@@ -69,5 +69,7 @@ def test_add_batch_with_pil_parts_and_mixed_sizes(metric):
     expected = float(metrics.structure_scores(maps[0][None], parts[0][None])["fmr"][0])
     assert r["per_sample"]["fmr"][0] == pytest.approx(expected) and expected == pytest.approx(0.5, abs=0.3)
     assert math.isnan(r["per_sample"]["fmr"][1])  # the second map has no finder
+    with pytest.raises(ValueError, match="one shape.*inputs \\[1\\]"):
+        metric.compute(saliency=maps, parts=[parts[0], parts[1][:4]])
     with pytest.raises(ValueError, match="non-finite"):
         metric.compute(saliency=[np.full((3, 3), np.nan, np.float32)], parts=[np.zeros((3, 3), np.uint8)])

@@ -48,8 +48,8 @@ def summarize(saliency, parts, *, module_px=None, normalize: str = "sum", mask_m
         raise ValueError("no maps to score")
     px = _module_px_list(module_px, len(maps))
     groups: dict[tuple, list[int]] = {}
-    for i, m in enumerate(maps):
-        groups.setdefault(m.shape, []).append(i)
+    for i, (m, prt) in enumerate(zip(maps, part_maps, strict=True)):
+        groups.setdefault((m.shape, prt.shape), []).append(i)  # a mismatched pair fails in its own group
     columns = {key: np.full(len(maps), np.nan) for key in (*SUMMARY_KEYS, "valid")}
     for index in groups.values():
         try:
