@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from cambench_qr.metrics import (
     SCORE_NAMES,
     aggregate,
+    distance_to,
     normalized_mass,
     paper_timing_mask,
     prepare_parts,
@@ -108,6 +109,10 @@ def test_uniform_map_scores_chance(mask_mode):
 
 
 def test_dts_against_scipy_edt():
+    empty_and_one = torch.zeros(2, 3, 4, dtype=torch.bool)
+    empty_and_one[1, 0, 0] = True
+    d = distance_to(empty_and_one)
+    assert torch.isinf(d[0]).all() and float(d[1, 2, 3]) == pytest.approx(math.hypot(2, 3))
     sal, parts = random_batch(3, h=31, w=17)
     parts[parts == TIMING] = DATA
     parts[:, 5:9, 3:6] = FINDER  # a blob so the distances are not all tiny

@@ -21,7 +21,7 @@ from cambench_qr.metrics._rows import for_row_chunks
 
 def distance_to(mask: torch.Tensor) -> torch.Tensor:
     """Exact distance (float32, pixels) from every pixel to the nearest True pixel of each (H, W) mask."""
-    not_mask = np.ascontiguousarray((~mask).to(torch.uint8).cpu().numpy())
+    not_mask = np.ascontiguousarray((~mask).contiguous().view(torch.uint8).cpu().numpy())
     out = np.empty(not_mask.shape, dtype=np.float32)
 
     def transform(rows: slice) -> None:
@@ -30,5 +30,6 @@ def distance_to(mask: torch.Tensor) -> torch.Tensor:
 
     for_row_chunks(transform, len(out), out[0].size)
     dist = torch.from_numpy(out).to(mask.device)
-    dist[~mask.flatten(1).any(1)] = float("inf")
+    empty = (~mask.flatten(1).any(1)).nonzero()[:, 0]
+    dist[empty] = float("inf")  # (indexing the few empty rows, not masking every pixel)
     return dist

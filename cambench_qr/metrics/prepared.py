@@ -93,11 +93,11 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
                          else masks["timing"].flatten(1).sum(1).double())
     area_px["structure"] = area_px["finder"] + area_px["timing"]
     area_px["outside"] = n - area_px["box"]
-    pixel_class = (masks["box"].to(torch.uint8) + masks["timing"].to(torch.uint8)
-                   + masks["finder"].to(torch.uint8) * 2).view(batch, n)
+    as_bytes = {r: masks[r].contiguous().view(torch.uint8) for r in ("box", "timing", "finder")}  # no copy
+    pixel_class = (as_bytes["box"] + as_bytes["timing"] + as_bytes["finder"] * 2).view(batch, n)
     near = {} if pointing_tolerance == 0 else {
         r: distance_to(masks[r]).view(batch, n) <= pointing_tolerance for r in POINTING_REGIONS}
     distance = distance_to(masks["structure"]).view(batch, n)
-    distance[area_px["structure"] == 0] = 0
+    distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
     return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, masks, ids, part_px, area_px,
                          pixel_class, near, distance)
