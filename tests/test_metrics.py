@@ -348,3 +348,18 @@ def test_normalized_mass():
     p, valid = normalized_mass(sal, normalize="minmax")
     torch.testing.assert_close(p[2], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
     assert valid.tolist() == [True, False, True]
+
+
+def test_large_batches_are_chunked_with_the_same_numbers(monkeypatch):
+    import cambench_qr.metrics.scores as scores_module
+
+    sal, parts = random_batch(12, batch=7, levels=4)
+    whole = structure_scores(sal, parts, module_px=torch.arange(1.0, 8.0), pointing_tolerance=1.0)
+    monkeypatch.setattr(scores_module, "CHUNK_ROWS", 3)
+    chunked = structure_scores(sal, parts, module_px=torch.arange(1.0, 8.0), pointing_tolerance=1.0)
+    for name in whole:
+        torch.testing.assert_close(chunked[name], whole[name], equal_nan=True, rtol=0, atol=0, msg=name)
+    bad = sal.clone()
+    bad[5, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="sample 5 holds non-finite"):
+        structure_scores(bad, parts)

@@ -7,7 +7,7 @@ pixel classes and exact distance transforms are then not recomputed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -69,6 +69,18 @@ class PreparedParts:
     pixel_class: torch.Tensor
     near: dict[str, torch.Tensor]
     distance: torch.Tensor
+
+    def rows(self, start: int, stop: int) -> PreparedParts:
+        """The prepared parts of samples ``start:stop``."""
+        stop = min(stop, self.shape[0])
+        n = self.shape[1] * self.shape[2]
+        return replace(
+            self, shape=torch.Size((stop - start, *self.shape[1:])), module_px=self.module_px[start:stop],
+            masks={k: v[start:stop] for k, v in self.masks.items()},
+            ids=self.ids[start * n:stop * n] - start * NUM_PARTS, part_px=self.part_px[start:stop],
+            area_px={k: v[start:stop] for k, v in self.area_px.items()},
+            pixel_class=self.pixel_class[start:stop], near={k: v[start:stop] for k, v in self.near.items()},
+            distance=self.distance[start:stop])
 
 
 def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,

@@ -18,6 +18,7 @@ from cambench_qr.metrics.prepared import POINTING_REGIONS, REGION_NAMES, Prepare
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 NORMALIZATIONS = ("sum", "minmax")
+CHUNK_ROWS = 64  # larger batches are scored 64 maps at a time: bounded memory, cache-sized passes
 AUC_QUANTILES = torch.linspace(0.0, 0.99, 31, dtype=torch.float64)  # the paper's 31 thresholds
 
 # name -> (formula, direction). "higher"/"lower" is better; "-" is descriptive.
@@ -58,7 +59,7 @@ _MAGNITUDE = 2.0**100  # maps whose maximum lies outside [1/_MAGNITUDE, _MAGNITU
 
 
 def _scored_map(flat: torch.Tensor, normalize: str, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(w, w_max)``: the scored map (B, n) and its row maxima."""
+    """``(w, w_max)``: the scored map (B, n) and its row maxima; a ValueError names a bad sample."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     lo, hi = torch.aminmax(flat, dim=1)
@@ -284,6 +285,18 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     sal = check_saliency(saliency, prepared.shape)
     if sal.device != prepared.ids.device:
         raise ValueError(f"saliency is on {sal.device} but the part maps are on {prepared.ids.device}")
+    batch = sal.shape[0]
+    if batch <= CHUNK_ROWS:
+        return _scores(sal, prepared, normalize, signed)
+    _scored_map(sal.view(batch, -1), normalize, signed)  # validate every sample first (errors name it)
+    chunks = [_scores(sal[i:i + CHUNK_ROWS], prepared.rows(i, i + CHUNK_ROWS), normalize, signed)
+              for i in range(0, batch, CHUNK_ROWS)]
+    return {k: torch.cat([chunk[k] for chunk in chunks]) for k in chunks[0]}
+
+
+def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: bool
+            ) -> dict[str, torch.Tensor]:
+    """``structure_scores`` of one chunk of rows."""
     batch, height, width = sal.shape
     n = height * width
     device = sal.device
