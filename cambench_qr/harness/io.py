@@ -37,5 +37,15 @@ def hardware(device: torch.device, num_processes: int) -> dict:
     """Where a run happened: device name, torch version, process count, CPU model and thread count."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {"device": name, "torch": torch.__version__, "num_processes": num_processes,
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+            "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
+
+
+def _cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else the platform's processor / machine string."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
