@@ -41,7 +41,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..cams import CamEngine, upsample
+from ..cams import METHODS, CamEngine, upsample
 from ..metrics import SCORE_NAMES, aggregate, region_masks, structure_scores
 from ..parts import LABEL_NAMES
 from .baselines import NULL_BASELINES, null_maps
@@ -120,6 +120,9 @@ def evaluate(
     configs, methods = tuple(configs), tuple(methods)
     if not configs or not methods:
         raise ValueError("give at least one config and one CAM method")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown CAM method(s) {unknown}; choose from {', '.join(METHODS)}")
     if batch_size < 1 or faithfulness_steps < 2:
         raise ValueError("batch size must be >= 1 and faithfulness steps >= 2")
     out = Path(out)
@@ -455,7 +458,9 @@ def _split_list(text: str) -> tuple[str, ...]:
 
 def run_from_args(args: argparse.Namespace) -> Path:
     """Call ``evaluate`` with parsed arguments."""
-    sizes = args.cross_resolution and tuple(int(v) for v in _split_list(args.cross_resolution))
+    sizes = None
+    if args.cross_resolution is not None:
+        sizes = tuple(int(v) for v in _split_list(args.cross_resolution))
     return evaluate(model=args.model, data=args.data, out=args.out, configs=_split_list(args.configs),
                     methods=_split_list(args.methods), split=args.split, batch_size=args.batch_size,
                     image_size=args.image_size, max_samples=args.max_samples,
