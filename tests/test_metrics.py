@@ -30,6 +30,11 @@ SAL_4 = torch.tensor([[1., 0, 0, 0],
                       [0, 2, 0, 0],
                       [0, 0, 0, 4]])[None]
 
+def close(actual, expected, rtol: float = 1.3e-6, atol: float = 1e-5, msg: str = "") -> None:
+    """allclose with NaN == NaN (numpy's: torch.testing's first call costs seconds of imports)."""
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol, equal_nan=True,
+                               err_msg=msg)
+
 
 def qr_module_parts(n: int = 21) -> np.ndarray:
     """Module-space part map of a version-(n-17)/4 symbol's function patterns (alignment omitted)."""
@@ -87,13 +92,13 @@ def test_partition_and_scale_invariance():
     total = sum(s[f"mass_{name}"] for name in ("background", "quiet_zone", "finder", "separator", "timing",
                                                 "alignment", "format_info", "version_info", "data",
                                                 "distractor"))
-    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-6)
-    torch.testing.assert_close(s["mass_box"] + s["mass_outside"], torch.ones_like(total), rtol=0, atol=1e-6)
+    close(total, torch.ones_like(total), rtol=0, atol=1e-6)
+    close(s["mass_box"] + s["mass_outside"], torch.ones_like(total), rtol=0, atol=1e-6)
     for normalize in ("sum", "minmax"):
         a = structure_scores(sal, parts, normalize=normalize, module_px=3.0)
         b = structure_scores(sal * 7.25, parts, normalize=normalize, module_px=3.0)
         for name in SCORE_NAMES:
-            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-7, equal_nan=True, msg=name)
+            close(a[name], b[name], rtol=1e-5, atol=1e-7, msg=name)
 
 
 @pytest.mark.parametrize("mask_mode", ["standard", "paper"])
@@ -103,7 +108,7 @@ def test_uniform_map_scores_chance(mask_mode):
                          pointing_tolerance=1.5)
     for name in SCORE_NAMES:
         # p is float32: "exactly" up to its rounding
-        torch.testing.assert_close(s[name], s[f"chance_{name}"], rtol=1e-6, atol=1e-9, equal_nan=True,
+        close(s[name], s[f"chance_{name}"], rtol=1e-6, atol=1e-9,
                                    msg=name)
     assert torch.allclose(s["lift_finder"], torch.ones(len(parts), dtype=torch.float64))
 
@@ -224,7 +229,7 @@ def test_bad_input_is_a_clear_error():
         structure_scores(sal - 0.5, parts)
     signed = structure_scores(sal - 0.5, parts, signed=True)
     relu = structure_scores((sal - 0.5).clamp_min(0), parts)
-    torch.testing.assert_close(signed["fmr"], relu["fmr"])
+    close(signed["fmr"], relu["fmr"])
     with pytest.raises(ValueError, match="sample 1 peaks at.*rescale"):
         structure_scores(sal * torch.tensor([1.0, 1e35, 1.0])[:, None, None], parts)
     with pytest.raises(ValueError, match="module_px"):
@@ -302,7 +307,7 @@ def test_prepared_parts_give_the_same_scores(mask_mode, tolerance):
                                   pointing_tolerance=tolerance)
         reused = structure_scores(maps, prepared)
         for name in direct:
-            torch.testing.assert_close(reused[name], direct[name], equal_nan=True, rtol=0, atol=0, msg=name)
+            close(reused[name], direct[name], rtol=0, atol=0, msg=name)
     with pytest.raises(ValueError, match="prepare_parts"):
         structure_scores(sal, prepared, mask_mode="paper")
     with pytest.raises(ValueError, match="one shape"):
@@ -312,7 +317,7 @@ def test_prepared_parts_give_the_same_scores(mask_mode, tolerance):
 def test_maps_that_require_grad_are_scored_detached():
     sal, parts = random_batch(11, batch=2)
     s = structure_scores(sal.clone().requires_grad_(True), parts)
-    torch.testing.assert_close(s["fmr"], structure_scores(sal, parts)["fmr"])
+    close(s["fmr"], structure_scores(sal, parts)["fmr"])
 
 
 def test_aggregate_groups_missing_keys_and_rejects_bad_columns():
@@ -344,9 +349,9 @@ def test_normalized_mass():
     sal = torch.tensor([[[1.0, 3.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[2.0, 2.0], [2.0, 4.0]]])
     p, valid = normalized_mass(sal)
     assert valid.tolist() == [True, False, True]
-    torch.testing.assert_close(p[0], torch.tensor([[0.25, 0.75], [0.0, 0.0]]))
+    close(p[0], torch.tensor([[0.25, 0.75], [0.0, 0.0]]))
     p, valid = normalized_mass(sal, normalize="minmax")
-    torch.testing.assert_close(p[2], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
+    close(p[2], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
     assert valid.tolist() == [True, False, True]
 
 
@@ -358,7 +363,7 @@ def test_large_batches_are_chunked_with_the_same_numbers(monkeypatch):
     monkeypatch.setattr(scores_module, "CHUNK_ROWS", 3)
     chunked = structure_scores(sal, parts, module_px=torch.arange(1.0, 8.0), pointing_tolerance=1.0)
     for name in whole:
-        torch.testing.assert_close(chunked[name], whole[name], equal_nan=True, rtol=0, atol=0, msg=name)
+        close(chunked[name], whole[name], rtol=0, atol=0, msg=name)
     bad = sal.clone()
     bad[5, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="sample 5 holds non-finite"):

@@ -1,5 +1,6 @@
 """Feature-grid scoring against area-averaged part fractions."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,11 +12,16 @@ PARTS_4 = torch.tensor([[2, 2, 0, 0],
                         [4, 4, 8, 1],
                         [8, 8, 8, 1]], dtype=torch.uint8)[None]
 
+def close(actual, expected, rtol: float = 1.3e-6, atol: float = 1e-5, msg: str = "") -> None:
+    """allclose with NaN == NaN (numpy's: torch.testing's first call costs seconds of imports)."""
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol, equal_nan=True,
+                               err_msg=msg)
+
 
 def test_fractions_by_hand_and_partition():
     frac = area_average_parts(PARTS_4, (2, 2))
     assert frac.shape == (1, NUM_PARTS, 2, 2)
-    torch.testing.assert_close(frac.sum(1), torch.ones(1, 2, 2))
+    close(frac.sum(1), torch.ones(1, 2, 2))
     assert frac[0, 2].tolist() == [[0.75, 0.0], [0.0, 0.0]]  # finder: 3 of the 4 top-left pixels
     assert frac[0, 4].tolist() == [[0.25, 0.0], [0.5, 0.0]]
     assert frac[0, 8].tolist() == [[0.0, 0.0], [0.5, 0.5]]
@@ -40,7 +46,7 @@ def test_full_resolution_grid_equals_pixel_scores():
     grid = grid_scores(sal, area_average_parts(parts, (8, 6)))
     pixel = structure_scores(sal, parts)
     for name in ("fmr", "tmr", "bl", "lift_box", "mass_separator", "chance_bl"):
-        torch.testing.assert_close(grid[name], pixel[name], rtol=1e-6, atol=1e-9)
+        close(grid[name], pixel[name], rtol=1e-6, atol=1e-9)
 
 
 def test_grid_bad_input():
