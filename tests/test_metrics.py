@@ -30,6 +30,7 @@ SAL_4 = torch.tensor([[1., 0, 0, 0],
                       [0, 2, 0, 0],
                       [0, 0, 0, 4]])[None]
 
+
 def close(actual, expected, rtol: float = 1.3e-6, atol: float = 1e-5, msg: str = "") -> None:
     """allclose with NaN == NaN (numpy's: torch.testing's first call costs seconds of imports)."""
     np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol, equal_nan=True,
