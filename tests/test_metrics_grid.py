@@ -12,6 +12,7 @@ PARTS_4 = torch.tensor([[2, 2, 0, 0],
                         [4, 4, 8, 1],
                         [8, 8, 8, 1]], dtype=torch.uint8)[None]
 
+
 def close(actual, expected, rtol: float = 1.3e-6, atol: float = 1e-5, msg: str = "") -> None:
     """allclose with NaN == NaN (numpy's: torch.testing's first call costs seconds of imports)."""
     np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol, equal_nan=True,
