@@ -179,7 +179,7 @@ def test_paper_timing_mask_matches_paper_formula(n, scale):
         paper[r:r + 7, c:c + 7] = False
     assert paper.sum() == 2 * (n - 14)
     expected = np.kron(paper, np.ones((scale, scale), bool))
-    for module_px in (torch.tensor([float(scale)]), None):  # given, and estimated from the finder area
+    for module_px in (torch.tensor([float(scale)]), None, torch.tensor([float("nan")])):  # NaN: estimated
         got = paper_timing_mask(parts, module_px)[0].numpy()
         np.testing.assert_array_equal(got, expected)
     s = structure_scores(torch.ones(parts.shape), parts, mask_mode="paper")
@@ -235,6 +235,10 @@ def test_bad_input_is_a_clear_error():
         structure_scores(sal * torch.tensor([1.0, 1e35, 1.0])[:, None, None], parts)
     with pytest.raises(ValueError, match="module_px"):
         structure_scores(sal, parts, module_px=[1.0, 2.0])
+    with pytest.raises(ValueError, match="module_px"):
+        structure_scores(sal, parts, module_px=[1.0, -2.0, 3.0])
+    unknown = structure_scores(sal, parts, module_px=[2.0, float("nan"), 4.0])["dts_modules"]
+    assert torch.isnan(unknown[1]) and torch.isfinite(unknown[[0, 2]]).all()
     with pytest.raises(ValueError, match="normalize"):
         structure_scores(sal, parts, normalize="max")
     with pytest.raises(ValueError, match="mask_mode"):

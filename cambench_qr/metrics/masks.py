@@ -39,8 +39,10 @@ def estimated_module_px(parts: torch.Tensor) -> torch.Tensor:
 def paper_timing_mask(parts: torch.Tensor, module_px: torch.Tensor | None = None) -> torch.Tensor:
     """The paper's timing mask (B, H, W): timing pixels plus the separator pixels that a timing pixel
     reaches by a horizontal or vertical step of at most one module pitch (``ceil(module_px)`` pixels;
-    estimated from the finder area when not given)."""
-    pitch = estimated_module_px(parts) if module_px is None else module_px.to(torch.float64)
+    estimated from the finder area where not given or NaN)."""
+    pitch = estimated_module_px(parts)
+    if module_px is not None:  # known pitches win; NaN (unknown) falls back to the estimate
+        pitch = torch.where(torch.isnan(module_px), pitch, module_px.to(pitch))
     reach = torch.ceil(pitch - 1e-6).long()  # an exact integer pitch of 8 reaches 8 pixels
     timing = (parts == TIMING).float()[:, None]
     grown = timing[:, 0] > 0

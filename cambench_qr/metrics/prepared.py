@@ -38,15 +38,15 @@ def check_parts(parts, device: torch.device | None = None) -> torch.Tensor:
 
 
 def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
-    """(B,) float64 module pitches (NaN where unknown) from None, one number or one per sample."""
+    """(B,) float64 module pitches from None, one number or one per sample; NaN means unknown."""
     if module_px is None:
         return torch.full((batch,), float("nan"), dtype=torch.float64, device=device)
     px = torch.as_tensor(module_px, dtype=torch.float64, device=device).reshape(-1)
     if px.numel() == 1:
         px = px.expand(batch)
-    if px.numel() != batch or not bool((torch.isfinite(px) & (px > 0)).all()):
+    if px.numel() != batch or not bool((torch.isnan(px) | (torch.isfinite(px) & (px > 0))).all()):
         raise ValueError(f"module_px must be one positive number or {batch} positive numbers (one per "
-                         f"sample), got {module_px!r}")
+                         f"sample; NaN where unknown), got {module_px!r}")
     return px
 
 

@@ -257,8 +257,9 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         parts: (B, H, W) integer part-label maps (ids 0..9, ``cambench_qr.parts``), same shape; or a
             ``PreparedParts`` from ``prepare_parts`` (then module_px, mask_mode and
             pointing_tolerance were given to ``prepare_parts`` and must not be given here).
-        module_px: module pitch in pixels, one number or one per sample; gives ``dts_modules`` (NaN
-            without it) and, in paper mode, the reach of the timing end modules.
+        module_px: module pitch in pixels, one number or one per sample (NaN where unknown); gives
+            ``dts_modules`` (NaN without it) and, in paper mode, the reach of the timing end modules
+            (estimated from the finder area where unknown).
         normalize: ``"sum"`` (p = w / sum w) or ``"minmax"`` (the paper: min-max first).
         mask_mode: ``"standard"`` (default; timing = part 4) or ``"paper"`` (the paper's timing mask).
         signed: score the positive part of a signed map instead of rejecting negative values.
