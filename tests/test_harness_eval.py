@@ -169,10 +169,12 @@ def _launch(module: str, *args: str) -> None:
 
 @pytest.mark.slow
 def test_two_processes_train_and_evaluate_every_sample_once(model, data, results, tmp_path):
-    _launch("cambench_qr.harness.train", "--data", data, "--backbone", "test_resnet", "--pretrained", "none",
+    # FT-LeakMin: DDP through the differentiable CAM (double backward), the hardest training path.
+    _launch("cambench_qr.harness.train", "--data", data, "--init-from", str(model), "--regime", "ft_leakmin",
             "--epochs", "1", "--image-size", "64", "--batch-size", "4", "--out", str(tmp_path / "ddp_model"))
     training = json.loads((tmp_path / "ddp_model" / "training.json").read_text())
     assert training["num_processes"] == 2 and training["history"][0]["n"] >= 16
+    assert training["history"][0]["penalty"] > 0
 
     _launch("cambench_qr.harness.evaluate", "--model", str(model), "--data", data,
             "--configs", "standard,blur", "--methods", ",".join(METHODS), "--batch-size", "3",
