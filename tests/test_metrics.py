@@ -373,3 +373,5 @@ def test_large_batches_are_chunked_with_the_same_numbers(monkeypatch):
     bad[5, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="sample 5 holds non-finite"):
         structure_scores(bad, parts)
+    with pytest.raises(ValueError, match="sample 4 has negative"):
+        structure_scores(sal - (torch.arange(7) == 4)[:, None, None].float(), parts)

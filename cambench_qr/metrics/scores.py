@@ -58,19 +58,22 @@ _BOX_OTHER, _TIMING = 1, 2
 _MAGNITUDE = 2.0**100  # maps whose maximum lies outside [1/_MAGNITUDE, _MAGNITUDE] are refused
 
 
-def _scored_map(flat: torch.Tensor, normalize: str, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(w, w_max)``: the scored map (B, n) and its row maxima; a ValueError names a bad sample."""
+def _scored_map(flat: torch.Tensor, normalize: str, signed: bool, first_index: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w, w_max)``: the scored map (B, n) and its row maxima; a ValueError names a bad sample (rows
+    are numbered from ``first_index``)."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     lo, hi = torch.aminmax(flat, dim=1)
     bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
     if bad.any():
-        raise ValueError(f"saliency sample {int(bad.nonzero()[0])} holds non-finite values (NaN or inf)")
+        raise ValueError(f"saliency sample {first_index + int(bad.nonzero()[0])} holds non-finite values "
+                         f"(NaN or inf)")
     if signed:
         flat, lo, hi = flat.clamp_min(0), lo.clamp_min(0), hi.clamp_min(0)
     elif (lo < 0).any():
         i = int((lo < 0).nonzero()[0])
-        raise ValueError(f"saliency sample {i} has negative values (min {float(lo[i]):.3g}); "
+        raise ValueError(f"saliency sample {first_index + i} has negative values (min {float(lo[i]):.3g}); "
                          f"pass signed=True to score its positive part (ReLU)")
     if normalize == "minmax":
         span = hi - lo
@@ -79,8 +82,8 @@ def _scored_map(flat: torch.Tensor, normalize: str, signed: bool) -> tuple[torch
     extreme = (hi > _MAGNITUDE) | ((hi > 0) & (hi < 1 / _MAGNITUDE))
     if extreme.any():
         i = int(extreme.nonzero()[0])
-        raise ValueError(f"saliency sample {i} peaks at {float(hi[i]):.3g}, outside [2**-100, 2**100]; "
-                         f"rescale it (every score is invariant to a positive scale)")
+        raise ValueError(f"saliency sample {first_index + i} peaks at {float(hi[i]):.3g}, outside "
+                         f"[2**-100, 2**100]; rescale it (every score is invariant to a positive scale)")
     return flat, hi
 
 
@@ -289,19 +292,18 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     batch = sal.shape[0]
     if batch <= CHUNK_ROWS:
         return _scores(sal, prepared, normalize, signed)
-    _scored_map(sal.view(batch, -1), normalize, signed)  # validate every sample first (errors name it)
-    chunks = [_scores(sal[i:i + CHUNK_ROWS], prepared.rows(i, i + CHUNK_ROWS), normalize, signed)
+    chunks = [_scores(sal[i:i + CHUNK_ROWS], prepared.rows(i, i + CHUNK_ROWS), normalize, signed, i)
               for i in range(0, batch, CHUNK_ROWS)]
     return {k: torch.cat([chunk[k] for chunk in chunks]) for k in chunks[0]}
 
 
-def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: bool
+def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: bool, first_index: int = 0
             ) -> dict[str, torch.Tensor]:
-    """``structure_scores`` of one chunk of rows."""
+    """``structure_scores`` of one chunk of rows, the first being sample ``first_index``."""
     batch, height, width = sal.shape
     n = height * width
     device = sal.device
-    w, w_max = _scored_map(sal.view(batch, n), normalize, signed)
+    w, w_max = _scored_map(sal.view(batch, n), normalize, signed, first_index)
     area_px = prepared.area_px
     area = {r: a / n for r, a in area_px.items()}
     out: dict[str, torch.Tensor] = {}
