@@ -17,18 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from study_common import (
-    METHODS,
-    add_arguments,
-    build_data,
-    cell,
-    evaluate_runs,
-    split_list,
-    stats,
-    structure,
-    train_runs,
-    write_results,
-)
+import study_common as study
 
 NAME = "surrogate"
 SCORES = ("bl", "fmr")
@@ -41,28 +30,28 @@ def label(name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser, NAME)
+    study.add_arguments(parser, NAME)
     parser.add_argument("--backbone", default="test_resnet", help="timm backbone (default test_resnet)")
-    parser.add_argument("--surrogates", default=",".join(METHODS), help="surrogate CAM methods (comma list)")
+    parser.add_argument("--surrogates", default=",".join(study.METHODS), help="surrogate CAMs (comma list)")
     parser.add_argument("--leak-lambda", type=float, default=0.25, help="FT-LeakMin lambda (default 0.25)")
     args = parser.parse_args()
-    methods, surrogates = split_list(args.methods), split_list(args.surrogates)
-    data = build_data(args)
+    methods, surrogates = study.split_list(args.methods), study.split_list(args.surrogates)
+    data = study.build_data(args)
     runs = {REFERENCE: {"regime": "ft_leakmin", "leak_lambda": 0.0}}
     runs.update({f"leakmin-{s}": {"regime": "ft_leakmin", "surrogate": s, "leak_lambda": args.leak_lambda}
                  for s in surrogates})
-    models = train_runs(args, data, args.backbone, runs)
-    summaries = evaluate_runs(args, data, {name: models[name] for name in runs}, ("standard",), methods)
-    scores = {(name, m, score): structure(summary, "standard", m, score)
+    models = study.train_runs(args, data, args.backbone, runs)
+    summaries = study.evaluate_runs(args, data, {name: models[name] for name in runs}, ("standard",), methods)
+    scores = {(name, m, score): study.structure(summary, "standard", m, score)
               for name, summary in summaries.items() for m in methods for score in SCORES}
-    rows = [{"model": name, "surrogate": runs[name].get("surrogate"), "method": m, "score": score, **stats(r)}
-            for (name, m, score), r in scores.items()]
+    rows = [{"model": name, "surrogate": runs[name].get("surrogate"), "method": m, "score": score,
+             **study.stats(r)} for (name, m, score), r in scores.items()]
     header = ["| surrogate (rows) / evaluated with (columns) | " + " | ".join(methods) + " |",
               "|---|" + "---|" * len(methods)]
     lines = [f"### Study (b): surrogate fidelity ({args.backbone}, random init, CPU; {args.epochs} epochs "
              f"per regime, {args.image_size} px, {args.num_train} train / {args.num_test} test rows, "
              f"lambda {args.leak_lambda})", "", "BL ↓ on `standard` test, mean [95% CI]:", "", *header]
-    lines += [f"| {label(name)} | " + " | ".join(cell(scores[(name, m, "bl")]) for m in methods) + " |"
+    lines += [f"| {label(name)} | " + " | ".join(study.cell(scores[(name, m, "bl")]) for m in methods) + " |"
               for name in runs]
     lines += ["", "BL change against lambda 0 (negative: less leakage; on the diagonal the evaluated method "
               "is the surrogate):", "", *header]
@@ -71,8 +60,9 @@ def main() -> None:
             deltas = [scores[(name, m, "bl")]["mean"] - scores[(REFERENCE, m, "bl")]["mean"] for m in methods]
             lines.append(f"| {label(name)} | " + " | ".join(f"{d:+.3f}" for d in deltas) + " |")
     markdown = "\n".join(lines) + "\n"
-    write_results(args, NAME, rows, markdown)
+    study.write_results(args, NAME, rows, markdown)
     print(markdown)
+
 
 if __name__ == "__main__":
     main()

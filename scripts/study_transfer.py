@@ -18,19 +18,7 @@ import argparse
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from study_common import (
-    DEFAULT_PHOTOS,
-    accuracy,
-    add_arguments,
-    build_data,
-    cell,
-    evaluate_runs,
-    split_list,
-    stats,
-    structure,
-    train_runs,
-    write_results,
-)
+import study_common as study
 
 from cambench_qr.harness.transfer import TRANSFER_SCORES
 
@@ -51,19 +39,19 @@ def qr_recall(eval_dir: Path, config: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser, NAME)
+    study.add_arguments(parser, NAME)
     parser.add_argument("--backbones", default="test_resnet", help="timm backbones (comma list)")
-    parser.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="folder of photos with manifest.csv")
+    parser.add_argument("--photos", default=str(study.DEFAULT_PHOTOS), help="photos with manifest.csv")
     args = parser.parse_args()
-    methods = split_list(args.methods)
-    data = build_data(args, extra=("real",), photos=args.photos)
+    methods = study.split_list(args.methods)
+    data = study.build_data(args, extra=("real",), photos=args.photos)
     rows, lines = [], []
-    for backbone in split_list(args.backbones):
-        models = train_runs(args, data, backbone, {f"{backbone}-{r}": kw for r, kw in REGIMES.items()})
-        summaries = evaluate_runs(args, data, models, CONFIGS, methods)
+    for backbone in study.split_list(args.backbones):
+        models = study.train_runs(args, data, backbone, {f"{backbone}-{r}": kw for r, kw in REGIMES.items()})
+        summaries = study.evaluate_runs(args, data, models, CONFIGS, methods)
         for name, summary in summaries.items():
             recall = {c: qr_recall(Path(args.out) / "eval" / name, c) for c in CONFIGS}
-            acc = {c: accuracy(summary, c) for c in CONFIGS}
+            acc = {c: study.accuracy(summary, c) for c in CONFIGS}
             rows += [{"model": name, "backbone": backbone, "config": c, "method": None, "score": score,
                       "mean": value[c]} for c in CONFIGS for score, value in (("accuracy", acc),
                                                                               ("qr_recall", recall))]
@@ -75,17 +63,17 @@ def main() -> None:
             for method in (*methods, "null_uniform"):
                 cells = []
                 for score in TRANSFER_SCORES:
-                    pair = [structure(summary, c, method, score) for c in CONFIGS]
+                    pair = [study.structure(summary, c, method, score) for c in CONFIGS]
                     rows += [{"model": name, "backbone": backbone, "config": c, "method": method,
-                              "score": score, **stats(r)}
+                              "score": score, **study.stats(r)}
                              for c, r in zip(CONFIGS, pair, strict=True)]
-                    cells += [cell(r) for r in pair]
+                    cells += [study.cell(r) for r in pair]
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
             lines.append("")
     header = (f"### Study (a): real-photo transfer (trained on `standard`, evaluated on `standard` test and "
               f"127 `real` photos; random-init models on CPU, {args.epochs} epochs/regime, "
               f"{args.image_size} px, {args.num_train} train rows)\n\n")
-    write_results(args, NAME, rows, header + "\n".join(lines))
+    study.write_results(args, NAME, rows, header + "\n".join(lines))
     print(header + "\n".join(lines))
 
 

@@ -19,18 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from study_common import (
-    accuracy,
-    add_arguments,
-    build_data,
-    cell,
-    evaluate_runs,
-    split_list,
-    stats,
-    structure,
-    train_runs,
-    write_results,
-)
+import study_common as study
 
 from cambench_qr.dataset_builder.interventions import INTERVENED_PARTS
 
@@ -45,13 +34,13 @@ def causal_rows(summary: dict, kind: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser, NAME)
+    study.add_arguments(parser, NAME)
     parser.add_argument("--backbones", default="test_resnet,test_vit", help="timm backbones (comma list)")
     parser.add_argument("--num-interventions", type=int, default=120,
                         help="rows of the interventions config (about 20 originals; default 120)")
     args = parser.parse_args()
-    methods = split_list(args.methods)
-    data = build_data(args, extra=("interventions",), num_interventions=args.num_interventions)
+    methods = study.split_list(args.methods)
+    data = study.build_data(args, extra=("interventions",), num_interventions=args.num_interventions)
     rows = []
     lines = [f"### Study (c): ViT vs CNN under FT-LeakMin (random init, CPU; {args.epochs} epochs per "
              f"regime, {args.image_size} px, {args.num_train} train / {args.num_test} test rows, "
@@ -61,28 +50,28 @@ def main() -> None:
     drops = ["", "Mean logit drop of the explained class when a part is randomised (the model's reliance):",
              "", "| backbone | lambda | " + " | ".join(INTERVENED_PARTS) + " |",
              "|---|---|" + "---|" * len(INTERVENED_PARTS)]
-    for backbone in split_list(args.backbones):
+    for backbone in study.split_list(args.backbones):
         runs = {f"{backbone}-leakmin-{lam}": {"regime": "ft_leakmin", "leak_lambda": lam} for lam in LAMBDAS}
-        models = train_runs(args, data, backbone, runs)
-        summaries = evaluate_runs(args, data, {name: models[name] for name in runs}, CONFIGS, methods)
+        models = study.train_runs(args, data, backbone, runs)
+        summaries = study.evaluate_runs(args, data, {name: models[name] for name in runs}, CONFIGS, methods)
         for (name, summary), lam in zip(summaries.items(), LAMBDAS, strict=True):
-            acc = accuracy(summary, "standard")
+            acc = study.accuracy(summary, "standard")
             agreement = {r["method"]: r for r in causal_rows(summary, "intervention_agreement")}
             for method in (*methods, "null_uniform"):
-                fmr, bl = (structure(summary, "standard", method, s) for s in ("fmr", "bl"))
+                fmr, bl = (study.structure(summary, "standard", method, s) for s in ("fmr", "bl"))
                 rows += [{"model": name, "backbone": backbone, "lambda": lam, "method": method, "score": s,
-                          **stats(r)} for s, r in (("fmr", fmr), ("bl", bl),
+                          **study.stats(r)} for s, r in (("fmr", fmr), ("bl", bl),
                                                     ("causal_agreement", agreement[method]))]
-                lines.append(f"| {backbone} | {lam} | {acc:.3f} | {method} | {cell(fmr)} | {cell(bl)} | "
-                             f"{cell(agreement[method])} |")
+                cells = " | ".join(study.cell(r) for r in (fmr, bl, agreement[method]))
+                lines.append(f"| {backbone} | {lam} | {acc:.3f} | {method} | {cells} |")
             reliance = {r["intervention"]: r for r in causal_rows(summary, "intervention_drop")
                         if r["score"] == "logit_drop"}
             rows += [{"model": name, "backbone": backbone, "lambda": lam, "method": None,
-                      "score": f"logit_drop_{part}", **stats(reliance[part])} for part in INTERVENED_PARTS]
-            drops.append(f"| {backbone} | {lam} | " + " | ".join(cell(reliance[p]) for p in INTERVENED_PARTS)
-                         + " |")
+                      "score": f"logit_drop_{p}", **study.stats(reliance[p])} for p in INTERVENED_PARTS]
+            cells = " | ".join(study.cell(reliance[p]) for p in INTERVENED_PARTS)
+            drops.append(f"| {backbone} | {lam} | {cells} |")
     markdown = "\n".join(lines + drops) + "\n"
-    write_results(args, NAME, rows, markdown)
+    study.write_results(args, NAME, rows, markdown)
     print(markdown)
 
 
