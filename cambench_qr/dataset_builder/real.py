@@ -8,12 +8,12 @@ Part map. ``corners`` are zxing-cpp's ``position``: the symbol's outer corners (
 ``(0, 0), (N, 0), (N, N), (0, N)``, no quiet zone) in continuous pixel coordinates, ordered top-left,
 top-right, bottom-right, bottom-left in the symbol's own frame (the first is at the top-left finder, even
 when the code is rotated). Checked on synthetic renders, where the corners are known exactly: zxing-cpp's
-four points sit 0.003 +- 0.1 modules from them (60 codes). The homography ``H`` taking those four module
-corners onto the four points maps the version's module-space part map (``geometry.part_map``, with a
-``QUIET_ZONE``-module quiet zone) onto the photo with the renderer's own label warp
-(``render.warp_labels``: nearest neighbour at the inverse image of every pixel centre). The decoder's
-corners are estimates, not hand labels, and a curved or wrinkled support is not a plane: the map is as
-good as a 4-point homography can be.
+four points sit -0.01 +- 0.12 modules (outward) from them (60 codes). The homography ``H`` taking those
+four module corners onto the four points maps the version's module-space part map
+(``geometry.part_map``, with a ``QUIET_ZONE``-module quiet zone) onto the photo with the renderer's own
+label warp (``render.warp_labels``: nearest neighbour at the inverse image of every pixel centre). The
+decoder's corners are estimates, not hand labels, and a curved or wrinkled support is not a plane: the map
+is as good as a 4-point homography can be.
 
 Row columns: ``id`` ``real/test/<photo file stem>``, ``image`` the photo as RGB (native size), ``label``
 ``qr``, ``corners``, ``version``, ``payload`` the decoded text, ``module_px`` from the corners,
