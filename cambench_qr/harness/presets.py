@@ -87,16 +87,17 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(
         name="quick",
         description="random-init ResNet-18 at 128 px, 600 train / 200 test standard rows, three regimes "
-                    "plus the FT-LeakMin lambda = 0 control, evaluated on standard, blur and occlusion",
+                    "plus the FT-LeakMin lambda = 0 control, evaluated on standard, blur, occlusion and "
+                    "interventions (causal agreement)",
         expected_runtime="measured on a 2-core VM shared with ~5 other jobs (load ~9): ZS 1.5 min, each "
                          "4-epoch FT-LeakMin run 7-11 min, a Grad-CAM evaluation of the test split 2 min "
                          "(BENCHMARKS.md, Harness); an idle machine is faster",
         backbones=(("resnet18", "none"),),
         image_size=128,
         batch_size=32,
-        datasets=(("standard", 600, 200), ("blur", 0, 100), ("occlusion", 0, 100)),
+        datasets=(("standard", 600, 200), ("blur", 0, 100), ("occlusion", 0, 100), ("interventions", 0, 60)),
         train_config="standard",
-        eval_configs=("standard", "blur", "occlusion"),
+        eval_configs=("standard", "blur", "occlusion", "interventions"),
         runs=(*_REGIME_RUNS, RunSpec("ft_leakmin_lambda0", "ft_leakmin", {"leak_lambda": 0.0})),
         evaluation={"methods": ("gradcam", *PAPER_METHODS), "batch_size": 32, "faithfulness_samples": 16,
                     "cross_resolution_samples": 32, "latency_batch": 16, "n_boot": 200},
