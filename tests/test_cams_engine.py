@@ -84,9 +84,15 @@ def test_maps_match_hand_computed_formulas():
 
 
 def test_principal_projection_matches_float64_svd_and_sign_rule():
+    threads = torch.get_num_threads()
     for shape in [(3, 16, 3, 3), (3, 4, 6, 5)]:  # h*w <= C and h*w > C branches
         feats = _images(*shape, seed=1)
-        proj = principal_projection(feats).flatten(1).double()
+        torch.set_num_threads(2)  # the eigen-decomposition runs on one thread, then restores the count
+        try:
+            proj = principal_projection(feats).flatten(1).double()
+            assert torch.get_num_threads() == 2
+        finally:
+            torch.set_num_threads(threads)
         for b in range(shape[0]):
             x = feats[b].flatten(1).T.double().numpy()
             x = x - x.mean(0)
