@@ -69,18 +69,24 @@ def value_noise(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 
 def sinusoid(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """Mixture of 2-4 plane waves, each tinting between two random colours."""
+    """Mixture of 2-4 plane waves, each tinting between two random colours: the mean over waves k of
+    ``c0_k + (1 + sin(2 pi (x cos theta_k + y sin theta_k) / period_k + phase_k)) / 2 (c1_k - c0_k)``
+    (all waves in one matrix product)."""
     h, w = size
     xs, ys = _coarse_coords(size)
-    out = np.zeros((*xs.shape, 3), np.float32)
     waves = int(rng.integers(2, 5))
-    for _ in range(waves):
-        theta = rng.uniform(0, np.pi)
-        period = rng.uniform(0.1, 0.6) * max(h, w)
-        phase = np.sin(2 * np.pi * (xs * np.cos(theta) + ys * np.sin(theta)) / period + rng.uniform(0, 6.3))
-        c0, c1 = random_colour(rng), random_colour(rng)
-        out += c0 + (0.5 + 0.5 * phase)[..., None] * (c1 - c0)
-    return _upscale(out / waves, size)
+    params = np.empty((waves, 3))  # theta, period, phase
+    colours = np.empty((waves, 2, 3), np.float32)  # c0, c1
+    for k in range(waves):
+        params[k] = rng.uniform(0, np.pi), rng.uniform(0.1, 0.6) * max(h, w), rng.uniform(0, 6.3)
+        colours[k] = random_colour(rng), random_colour(rng)
+    theta, period, phase = params.T
+    direction = (np.stack([np.cos(theta), np.sin(theta)]) * (2 * np.pi / period)).astype(np.float32)
+    points = np.stack([xs.ravel(), ys.ravel()], 1)
+    tint = 0.5 + 0.5 * np.sin(points @ direction + phase.astype(np.float32))  # (pixels, waves)
+    c0, c1 = colours[:, 0], colours[:, 1]
+    out = (c0.sum(0) + tint @ (c1 - c0)) / waves
+    return _upscale(out.reshape(*xs.shape, 3), size)
 
 
 def draw_shape(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray | None, label: int,

@@ -20,12 +20,14 @@ import hashlib
 import math
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import datasets
 import numpy as np
 from datasets.exceptions import DatasetGenerationError
@@ -46,11 +48,14 @@ RowFn = Callable[..., dict]
 STAGING_PREFIX = ".cambench-build-"
 ROWS_PER_ROW_GROUP = 100  # parquet row group size (the Hub viewer's choice for image datasets)
 ROWS_PER_SHARD = 5000  # rows per parquet file: a few hundred MB at most at 224 px
-# cv2.imencode PNG settings (lossless either way). One fixed row filter instead of OpenCV's per-row adaptive
-# choice: "up" at zlib level 1 for RGB (2.5x faster than adaptive at level 3 on 224 px standard images,
-# 11% larger: 21 KB), "none" for the flat label maps (~10x faster, < 1 KB).
-PNG_RGB = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-PNG_GRAY = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+# PNG encoding (lossless): every row gets PNG's "up" filter (row minus the row above, computed in NumPy) and
+# zlib level 1. On 224 px standard images that is ~25% faster than OpenCV's encoder with the same filter and
+# level (no channel flip, no libpng overhead) and 2.5x faster than OpenCV's default adaptive filter at level
+# 3, for files ~10% larger (~21 KB). Label maps compress to < 1 KB the same way. The all-zero map (the
+# `occluded` column of almost every row) is encoded once per size.
+PNG_LEVEL = 1
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_UP = 2
 FIGURE_SAMPLES = 6  # rows shown in the card figure
 
 
@@ -167,16 +172,36 @@ def _encoded_rows(indices: list[int], config: str, split: str, seed: int, image_
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """Lossless PNG of an RGB (H, W, 3) or single-channel (H, W) uint8 array."""
+    """Lossless PNG of an RGB (H, W, 3) or single-channel (H, W) uint8 array (8-bit truecolour or grey, no
+    interlacing, filter "up" on every row, zlib level ``PNG_LEVEL``)."""
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ValueError(f"expected a uint8 (H, W) or (H, W, 3) array, got {array.dtype} {array.shape}")
-    if array.ndim == 3:
-        ok, encoded = cv2.imencode(".png", array[..., ::-1], PNG_RGB)
-    else:
-        ok, encoded = cv2.imencode(".png", array, PNG_GRAY)
-    if not ok:
-        raise ValueError(f"PNG encoding failed for an array of shape {array.shape}")
-    return encoded.tobytes()
+    if array.ndim == 2 and not array.any():
+        return _blank_png(array.shape)
+    return _encode_png(array)
+
+
+@lru_cache(maxsize=8)
+def _blank_png(shape: tuple[int, int]) -> bytes:
+    return _encode_png(np.zeros(shape, np.uint8), level=9)  # encoded once: the smallest file is worth it
+
+
+def _encode_png(array: np.ndarray, level: int = PNG_LEVEL) -> bytes:
+    height, width = array.shape[:2]
+    rows = array.reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)  # each row: filter type byte, then the row
+    filtered[:, 0] = PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG's does
+    colour_type = 2 if array.ndim == 3 else 0  # truecolour / greyscale
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"".join((PNG_SIGNATURE, _png_chunk(b"IHDR", header),
+                     _png_chunk(b"IDAT", zlib.compress(filtered.data, level)), _png_chunk(b"IEND", b"")))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """Length, type, data, CRC-32 of type + data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

@@ -17,6 +17,8 @@ included), so it is warped, composited and distorted exactly like a QR symbol. K
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 import zxingcpp
@@ -97,22 +99,33 @@ def negative_object(kind: str, rng: np.random.Generator) -> Grid:
     raise ValueError(f"unknown negative kind {kind!r}; choose from {NEGATIVE_KINDS}")
 
 
+PAPER_NEGATIVE_SIDE, PAPER_CELL = 280, 20
+
+
+@lru_cache(maxsize=1)
+def _paper_checkerboard() -> np.ndarray:
+    board = np.indices((PAPER_NEGATIVE_SIDE // PAPER_CELL,) * 2).sum(0) % 2 == 1  # light where odd
+    image = cv2.resize(board.astype(np.uint8) * 255, (PAPER_NEGATIVE_SIDE,) * 2,
+                       interpolation=cv2.INTER_NEAREST_EXACT)
+    image.flags.writeable = False
+    return image
+
+
 def paper_negative(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
     """The paper's negative (notes/paper.md 1.4): a 280x280 grayscale image on white, with p = 0.5 a
     checkerboard of 20 px cells (dark at the top-left), else 20 filled rectangles (corner in [0, 270),
     far corner 5..79 px further, clipped at 279; grey level in {0, 80, 160, 200}). Returns
-    (image uint8 280x280, parts uint8: 9 on the checkerboard / rectangles, 0 elsewhere, kind)."""
-    size, cell = 280, 20
+    (image uint8 280x280, parts uint8: 9 on the checkerboard / rectangles, 0 elsewhere, kind). The
+    rectangles' grey levels are all below 255, so they cover exactly the pixels darker than the white
+    ground."""
+    size = PAPER_NEGATIVE_SIDE
     if rng.random() < 0.5:
-        board = np.indices((size // cell, size // cell)).sum(0) % 2 == 1  # light where odd
-        image = cv2.resize(board.astype(np.uint8) * 255, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
-        return image, np.full((size, size), DISTRACTOR, np.uint8), "checkerboard"
+        return _paper_checkerboard().copy(), np.full((size, size), DISTRACTOR, np.uint8), "checkerboard"
     image = np.full((size, size), 255, np.uint8)
-    parts = np.zeros((size, size), np.uint8)
     corner = rng.integers(0, size - 10, (20, 2))
     far = rng.integers(corner + 5, np.minimum(size, corner + 80))
     grey = np.array([0, 80, 160, 200])[rng.integers(0, 4, 20)]
     for (x1, y1), (x2, y2), level in zip(corner.tolist(), far.tolist(), grey.tolist(), strict=True):
         cv2.rectangle(image, (x1, y1), (x2, y2), level, -1)
-        cv2.rectangle(parts, (x1, y1), (x2, y2), DISTRACTOR, -1)
+    parts = cv2.threshold(image, 254, DISTRACTOR, cv2.THRESH_BINARY_INV)[1]  # DISTRACTOR where image < 255
     return image, parts, "rectangles"
