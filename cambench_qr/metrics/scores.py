@@ -64,7 +64,7 @@ def _scored_map(flat: torch.Tensor, normalize: str, signed: bool, first_index: i
     are numbered from ``first_index``)."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    lo, hi = torch.aminmax(flat, dim=1)
+    lo, hi = flat.amin(1), flat.amax(1)  # both propagate NaN; two passes beat one aminmax on the CPU
     bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
     if bad.any():
         raise ValueError(f"saliency sample {first_index + int(bad.nonzero()[0])} holds non-finite values "
@@ -151,7 +151,12 @@ def _key_ready(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
 
 # Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
 _MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}
-_MAX_BLOCK = 64  # short blocks: cheap queries; block position sums stay far below 2**24 (exact)
+_MAX_BLOCK = 64  # short blocks: cheap queries; a block's counts and offset sums stay below 2**11
+# Each pixel class as one float64 holding its membership of box, structure and finder in 11-bit fields:
+# a block's sums of these values (and of offset x value) hold every region's count (offset sum) exactly.
+_FIELD_BITS = 11
+_FIELD = {"box": 0, "structure": 1, "finder": 2}
+_PACKED_CLASS = torch.tensor([0, 1, 1 + 2**11, 1 + 2**11 + 2**22], dtype=torch.float64)
 
 
 def _block_length(n: int) -> int:
@@ -162,25 +167,28 @@ def _block_length(n: int) -> int:
 class _Ranked:
     """Pixels of each row in ascending order of saliency, with in-region counts of any prefix.
 
-    The sorted row is cut into blocks of ``block`` pixels; one float32 matmul per region gives each
-    block's pixel count and position sum (exact: both stay below 2**24), their cumulative sums give
-    the counts up to every block start, and a query reads the rest inside its block."""
+    The sorted row is cut into blocks of ``block`` pixels; one float64 matmul of the packed classes
+    gives each block's pixel count and position sum in every region (exact integers), their cumulative
+    sums give the counts up to every block start, and a query reads the rest inside its block."""
 
     def __init__(self, keys: torch.Tensor, block: int):
         self.keys = keys  # int32, see sorted_keys
         self.batch, self.n = keys.shape
         self.block = block
-        self.blocks = (keys & 3).view(self.batch, self.n // block, block)
-        offsets = torch.arange(block, device=keys.device, dtype=torch.float32)
+        pixel_class = keys & 3
+        self.blocks = pixel_class.view(self.batch, self.n // block, block)
+        packed = _PACKED_CLASS.to(keys.device).index_select(0, pixel_class.view(-1))
+        offsets = torch.arange(block, device=keys.device, dtype=torch.float64)
         weights = torch.stack([torch.ones_like(offsets), offsets], 1)  # (block, 2): count, position sum
+        sums = torch.matmul(packed.view(self.blocks.shape), weights).long()  # (B, n / block, 2)
+        starts = torch.arange(0, self.n, block, device=keys.device)
         self.before_block: dict[str, torch.Tensor] = {}
         self.position_sum: dict[str, torch.Tensor] = {}
-        for region in ("finder", "structure", "box"):
-            per_block = torch.matmul((self.blocks >= _MIN_CLASS[region]).float(), weights).double()
+        for region, field in _FIELD.items():
+            per_block = (sums >> (_FIELD_BITS * field)) & ((1 << _FIELD_BITS) - 1)
             counts, offset_sums = per_block[..., 0], per_block[..., 1]
-            self.before_block[region] = torch.cumsum(counts, 1) - counts
-            starts = torch.arange(0, self.n, block, device=keys.device, dtype=torch.float64)
-            self.position_sum[region] = (counts * starts + offset_sums).sum(1)
+            self.before_block[region] = (torch.cumsum(counts, 1) - counts).double()
+            self.position_sum[region] = (counts * starts + offset_sums).sum(1).double()
         self._tie_candidates: tuple[torch.Tensor, ...] | None = None
 
     def count_below(self, region: str, position: torch.Tensor) -> torch.Tensor:
@@ -221,11 +229,11 @@ class _Ranked:
         Within a run the keys are ordered by class, so a mixed run has exactly one boundary j where
         class(j-1) < first_class <= class(j); j - start and end - j are the two counts."""
         if self._tie_candidates is None:  # neighbours with the same value and a higher class
-            diff = self.keys[:, 1:] - self.keys[:, :-1]
-            row, col = ((diff >= 1) & (diff <= 3)).nonzero(as_tuple=True)
-            self._tie_candidates = (row, col, self.keys[row, col] & 3, diff[row, col])
-        row, col, prev_class, step = self._tie_candidates
-        at = (prev_class < first_class) & (prev_class + step >= first_class)
+            differ = torch.bitwise_xor(self.keys[:, 1:], self.keys[:, :-1])  # in class bits only: 1..3
+            row, col = (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
+            self._tie_candidates = (row, col, self.keys[row, col] & 3, self.keys[row, col + 1] & 3)
+        row, col, prev_class, next_class = self._tie_candidates
+        at = (prev_class < first_class) & (next_class >= first_class)
         row, j = row[at], col[at] + 1
         pairs = torch.zeros(self.keys.shape[0], dtype=torch.float64, device=self.keys.device)
         if len(row) == 0:
