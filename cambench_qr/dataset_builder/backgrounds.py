@@ -8,6 +8,7 @@ lost and it is much cheaper). ``make_background`` returns uint8 HxWx3 RGB.
 from __future__ import annotations
 
 import string
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -23,12 +24,17 @@ def random_colour(rng: np.random.Generator, low: float = 0.0, high: float = 255.
 LOW_RES = 4
 
 
+@lru_cache(maxsize=8)
 def _coarse_coords(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates (full-resolution units) of the coarse grid used for smooth backgrounds."""
+    """Pixel-centre coordinates (full-resolution units) of the coarse grid used for smooth backgrounds
+    (computed once per size; read-only)."""
     h, w = size
     ys = (np.arange(-(-h // LOW_RES), dtype=np.float32) + 0.5) * LOW_RES
     xs = (np.arange(-(-w // LOW_RES), dtype=np.float32) + 0.5) * LOW_RES
-    return np.meshgrid(xs, ys)
+    coords = np.meshgrid(xs, ys)
+    for c in coords:
+        c.flags.writeable = False
+    return coords[0], coords[1]
 
 
 def _upscale(coarse: np.ndarray, size: tuple[int, int]) -> np.ndarray:

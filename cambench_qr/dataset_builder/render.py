@@ -139,10 +139,19 @@ def _footprint(grid: Grid, h: np.ndarray, size: tuple[int, int]) -> tuple[int, i
     return max(x0, 0), max(y0, 0), max(min(x1, size[1]), 0), max(min(y1, size[0]), 0)
 
 
+def _warp(source: np.ndarray, matrix: np.ndarray, size: tuple[int, int], flags: int, border_mode: int
+          ) -> np.ndarray:
+    """``cv2.warpPerspective(source, matrix, size)``; through ``cv2.warpAffine`` (the same sampling, less
+    work per pixel) when ``matrix``'s last row is exactly (0, 0, 1), as for clean, rotated and scaled
+    samples."""
+    if matrix[2, 0] == 0 and matrix[2, 1] == 0 and matrix[2, 2] == 1:
+        return cv2.warpAffine(source, matrix[:2], size, flags=flags, borderMode=border_mode, borderValue=0)
+    return cv2.warpPerspective(source, matrix, size, flags=flags, borderMode=border_mode, borderValue=0)
+
+
 def _roi_labels(grid: Grid, shifted: np.ndarray, width: int, height: int) -> np.ndarray:
-    return cv2.warpPerspective(np.ascontiguousarray(grid.labels), opencv_matrix(shifted, grid.margin, 1),
-                               (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                               borderValue=0)
+    return _warp(np.ascontiguousarray(grid.labels), opencv_matrix(shifted, grid.margin, 1), (width, height),
+                 cv2.INTER_NEAREST, cv2.BORDER_CONSTANT)
 
 
 def warp_labels(grid: Grid, h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -183,9 +192,8 @@ def draw_grid(canvas: np.ndarray, grid: Grid, h: np.ndarray, paper_rgb: np.ndarr
     ink = grid.ink if canvas.ndim == 2 else grid.ink[..., None]
     colours = paper + ink * (np.asarray(ink_rgb, np.float32) - paper)
     source = _upsample(np.clip(np.rint(colours), 0, 255).astype(np.uint8), factor)
-    warped = cv2.warpPerspective(source, opencv_matrix(shifted, grid.margin, factor), (x1 - x0, y1 - y0),
-                                 flags=cv2.INTER_LINEAR if grid.smooth else cv2.INTER_NEAREST,
-                                 borderMode=cv2.BORDER_REPLICATE)
+    warped = _warp(source, opencv_matrix(shifted, grid.margin, factor), (x1 - x0, y1 - y0),
+                   cv2.INTER_LINEAR if grid.smooth else cv2.INTER_NEAREST, cv2.BORDER_REPLICATE)
     roi = _roi_labels(grid, shifted, x1 - x0, y1 - y0)
     labels[y0:y1, x0:x1] = roi
     # masked copy (OpenCV's is ~30x faster than np.copyto(where=)); assigned back in case it copied

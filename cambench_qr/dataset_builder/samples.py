@@ -103,8 +103,11 @@ def row_severity(config: str, index: int) -> int:
 
 def find_payload(image: np.ndarray, payload: str) -> zxingcpp.Barcode | None:
     """The QR code (model 2; zxing-cpp's ``QRCode`` family would also read Micro QR and rMQR) that
-    zxing-cpp reads in ``image`` with text equal to ``payload``, or None; other codes it may find are
-    ignored."""
+    zxing-cpp reads in ``image`` (RGB HxWx3, or HxW gray) with text equal to ``payload``, or None; other
+    codes it may find are ignored. An RGB image is read as its luma (OpenCV's RGB -> gray; zxing-cpp
+    would take a 3-channel array for BGR), which is also ~25% faster to decode."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCodeModel2):
         if result.text == payload:
             return result
