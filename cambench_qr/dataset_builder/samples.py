@@ -1,7 +1,7 @@
 """Configs and rows: ``generate_row(config, split, index, base_seed, image_size)`` -> one dataset row.
 
 Determinism. A row depends only on ``(config, split, index, base_seed)``:
-``seed = SeedSequence([base_seed, crc32(config), crc32(split), index]).generate_state(1, uint64)[0] >> 1``
+``seed = int.from_bytes(blake2b(f"{base_seed}/{config}/{split}/{index}", digest_size=8), "little") >> 1``
 (stored in the ``seed`` column, fits int64); the label is the index parity (even = ``qr``), the severity
 of a distortion family is ``1 + (index // 2) % 5`` (so labels and severities are balanced), and
 ``make_sample(config, seed, is_qr, severity, image_size)`` regenerates the row from those columns.
@@ -31,8 +31,8 @@ Configs:
 
 from __future__ import annotations
 
+import hashlib
 import math
-import zlib
 from collections.abc import Callable
 
 import cv2
@@ -90,10 +90,11 @@ def check_config(config: str) -> str:
 
 
 def row_seed(config: str, split: str, index: int, base_seed: int) -> int:
-    """The row's seed: ``SeedSequence([base_seed, crc32(config), crc32(split), index])``'s first 64-bit
-    state word shifted right by one (a non-negative int64)."""
-    entropy = [int(base_seed), zlib.crc32(config.encode()), zlib.crc32(split.encode()), int(index)]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    """The row's seed: the 8-byte BLAKE2b digest of ``"{base_seed}/{config}/{split}/{index}"`` read as a
+    little-endian integer and shifted right by one (a non-negative int64; ~10x cheaper than a
+    ``SeedSequence`` of the same fields)."""
+    key = f"{int(base_seed)}/{config}/{split}/{int(index)}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 def row_severity(config: str, index: int) -> int:
