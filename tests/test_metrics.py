@@ -17,7 +17,7 @@ from cambench_qr.metrics import (
     prepare_parts,
     structure_scores,
 )
-from cambench_qr.metrics.scores import sorted_keys
+from cambench_qr.metrics.scores import class_steps, sorted_keys
 from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
 
 # A 4x4 part map and saliency small enough to score by hand (ids: 2 finder, 4 timing, 8 data, 0/1 out).
@@ -282,6 +282,20 @@ def test_numpy_and_torch_sort_paths_agree():
     assert torch.equal(by_numpy, by_torch)
     bits = ((by_torch.long() + 2**31) >> 2).int()
     assert torch.equal(bits.view(torch.float32), torch.sort(w_unit.flatten(1), dim=1).values)
+
+
+def test_class_steps_find_equal_values_of_different_classes():
+    sal, _ = random_batch(9, levels=3)
+    classes = torch.randint(0, 4, sal.flatten(1).shape, dtype=torch.uint8,
+                            generator=torch.Generator().manual_seed(9))
+    k = sorted_keys((sal / 2).flatten(1), classes).long()
+    expected = ((k[:, 1:] >> 2) == (k[:, :-1] >> 2)) & ((k[:, 1:] & 3) != (k[:, :-1] & 3))
+    assert expected.any() and not expected.all()
+    for use_numpy in (True, False):
+        row, col = class_steps(k.int(), use_numpy=use_numpy)
+        found = torch.zeros_like(expected)
+        found[row, col] = True
+        assert torch.equal(found, expected), use_numpy
 
 
 def test_large_and_wide_maps_against_references():

@@ -21,7 +21,17 @@ from cambench_qr.metrics._rows import for_row_chunks
 
 def distance_to(mask: torch.Tensor) -> torch.Tensor:
     """Exact distance (float32, pixels) from every pixel to the nearest True pixel of each (H, W) mask."""
-    not_mask = np.ascontiguousarray((~mask).contiguous().view(torch.uint8).cpu().numpy())
+    dist = torch.from_numpy(distance_outside((~mask).contiguous().view(torch.uint8).cpu().numpy()))
+    dist = dist.to(mask.device)
+    empty = (~mask.flatten(1).any(1)).nonzero()[:, 0]
+    dist[empty] = float("inf")  # (indexing the few empty rows, not masking every pixel)
+    return dist
+
+
+def distance_outside(not_mask: np.ndarray) -> np.ndarray:
+    """Exact distance (float32) from every nonzero pixel of (B, H, W) uint8 ``not_mask`` to its nearest
+    zero pixel; undefined (a large number) on a map without zeros."""
+    not_mask = np.ascontiguousarray(not_mask)
     out = np.empty(not_mask.shape, dtype=np.float32)
 
     def transform(rows: slice) -> None:
@@ -29,7 +39,4 @@ def distance_to(mask: torch.Tensor) -> torch.Tensor:
             cv2.distanceTransform(not_mask[b], cv2.DIST_L2, cv2.DIST_MASK_PRECISE, dst=out[b])
 
     for_row_chunks(transform, len(out), out[0].size)
-    dist = torch.from_numpy(out).to(mask.device)
-    empty = (~mask.flatten(1).any(1)).nonzero()[:, 0]
-    dist[empty] = float("inf")  # (indexing the few empty rows, not masking every pixel)
-    return dist
+    return out

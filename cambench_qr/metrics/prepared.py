@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from cambench_qr.metrics.edt import distance_to
-from cambench_qr.metrics.masks import MASK_MODES, region_masks
+from cambench_qr.metrics.edt import distance_outside, distance_to
+from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
 from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
 
 REGION_NAMES = ("finder", "timing", "structure", "box", "outside")
@@ -28,7 +28,9 @@ def check_parts(parts, device: torch.device | None = None) -> torch.Tensor:
         raise ValueError(f"parts must hold at least one map of at least one pixel, got {tuple(prt.shape)}")
     if prt.is_floating_point() or prt.is_complex() or prt.dtype == torch.bool:
         raise ValueError(f"parts must be an integer tensor of part ids 0..{NUM_PARTS - 1}, got {prt.dtype}")
-    lowest, highest = torch.aminmax(prt.flatten(1), dim=1)
+    flat = prt.flatten(1)
+    highest = flat.amax(1)
+    lowest = flat.amin(1) if prt.dtype.is_signed else torch.zeros_like(highest)
     bad = (lowest < 0) | (highest >= NUM_PARTS)
     if bad.any():
         i = int(bad.nonzero()[0])
@@ -50,11 +52,19 @@ def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor
     return px
 
 
+# Pixel class of each part id in standard mode: [in box] + [in structure] + [in finder].
+_CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"]) + (i in REGIONS["finder"])
+                               for i in range(NUM_PARTS)], dtype=torch.uint8)
+
+
 @dataclass(frozen=True)
 class PreparedParts:
     """Part maps ready for scoring (see ``prepare_parts``); all tensors on the part maps' device.
 
+    ``ids`` (B * n,) int32: part id + 10 x (row number in the full batch), for one bincount over
+    (sample, part); ``first_row`` is the batch row number of this (sliced) batch's first row.
     ``pixel_class`` (B, n) uint8: 0 outside the box, 1 box but not structure, 2 timing, 3 finder.
+    ``paper_timing`` (B, n) bool: the paper's timing mask (None in standard mode).
     ``distance`` (B, n) float32: exact Euclidean distance to the structure (0 for a sample without
     structure). ``near`` holds the pointing regions widened by the tolerance (empty when it is 0)."""
 
@@ -62,11 +72,12 @@ class PreparedParts:
     mask_mode: str
     pointing_tolerance: float
     module_px: torch.Tensor
-    masks: dict[str, torch.Tensor]
     ids: torch.Tensor
+    first_row: int
     part_px: torch.Tensor
     area_px: dict[str, torch.Tensor]
     pixel_class: torch.Tensor
+    paper_timing: torch.Tensor | None
     near: dict[str, torch.Tensor]
     distance: torch.Tensor
 
@@ -76,16 +87,17 @@ class PreparedParts:
         n = self.shape[1] * self.shape[2]
         return replace(
             self, shape=torch.Size((stop - start, *self.shape[1:])), module_px=self.module_px[start:stop],
-            masks={k: v[start:stop] for k, v in self.masks.items()},
-            ids=self.ids[start * n:stop * n] - start * NUM_PARTS, part_px=self.part_px[start:stop],
+            ids=self.ids[start * n:stop * n], first_row=self.first_row + start,
+            part_px=self.part_px[start:stop],
             area_px={k: v[start:stop] for k, v in self.area_px.items()},
-            pixel_class=self.pixel_class[start:stop], near={k: v[start:stop] for k, v in self.near.items()},
-            distance=self.distance[start:stop])
+            pixel_class=self.pixel_class[start:stop],
+            paper_timing=None if self.paper_timing is None else self.paper_timing[start:stop],
+            near={k: v[start:stop] for k, v in self.near.items()}, distance=self.distance[start:stop])
 
 
 def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
                   pointing_tolerance: float = 0.0) -> PreparedParts:
-    """Validate (B, H, W) part maps and precompute their masks, areas, classes and distances."""
+    """Validate (B, H, W) part maps and precompute their ids, areas, classes and distances."""
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if not pointing_tolerance >= 0:
@@ -95,21 +107,25 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
     n = height * width
     device = prt.device
     px = check_module_px(module_px, batch, device)
-    masks = region_masks(prt, mask_mode, None if module_px is None else px)
     flat = prt.view(batch, n)
     offsets = torch.arange(0, batch * NUM_PARTS, NUM_PARTS, device=device, dtype=torch.int32)
-    ids = (flat.int() + offsets[:, None]).view(-1)
+    ids = (flat + offsets[:, None]).view(-1)  # int32
     part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double().view(batch, NUM_PARTS)
+    # the class of every (sample, part) bin, looked up by the same ids
+    pixel_class = _CLASS_OF_PART.to(device).repeat(batch).index_select(0, ids).view(batch, n)
+    paper_timing = None
+    if mask_mode == "paper":
+        paper_timing = paper_timing_mask(prt, None if module_px is None else px).view(batch, n)
+        pixel_class = torch.where(paper_timing, torch.full_like(pixel_class, 2), pixel_class)
     area_px = {r: part_px[:, list(REGIONS[r])].sum(1) for r in ("finder", "box")}
-    area_px["timing"] = (part_px[:, TIMING] if mask_mode == "standard"
-                         else masks["timing"].flatten(1).sum(1).double())
+    area_px["timing"] = part_px[:, TIMING] if paper_timing is None else paper_timing.sum(1).double()
     area_px["structure"] = area_px["finder"] + area_px["timing"]
     area_px["outside"] = n - area_px["box"]
-    as_bytes = {r: masks[r].contiguous().view(torch.uint8) for r in ("box", "timing", "finder")}  # no copy
-    pixel_class = (as_bytes["box"] + as_bytes["timing"] + as_bytes["finder"] * 2).view(batch, n)
     near = {} if pointing_tolerance == 0 else {
-        r: distance_to(masks[r]).view(batch, n) <= pointing_tolerance for r in POINTING_REGIONS}
-    distance = distance_to(masks["structure"]).view(batch, n)
+        r: distance_to((pixel_class >= least).view(prt.shape)).view(batch, n) <= pointing_tolerance
+        for r, least in (("finder", 3), ("box", 1))}
+    not_structure = (pixel_class < 2).view(torch.uint8).view(prt.shape).cpu().numpy()
+    distance = torch.from_numpy(distance_outside(not_structure)).to(device).view(batch, n)
     distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
-    return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, masks, ids, part_px, area_px,
-                         pixel_class, near, distance)
+    return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, ids, 0, part_px, area_px,
+                         pixel_class, paper_timing, near, distance)

@@ -133,6 +133,22 @@ def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool
     return torch.from_numpy(keys.view(np.int32))
 
 
+def class_steps(keys: torch.Tensor, use_numpy: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(row, col)`` of the sorted neighbours ``col, col + 1`` with equal values and different classes:
+    their keys differ in the class bits only (key XOR key in 1..3). numpy on the CPU (its flatnonzero is
+    several times faster than torch.nonzero), torch elsewhere."""
+    if use_numpy is None:
+        use_numpy = keys.device.type == "cpu"
+    if not use_numpy:
+        differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
+        return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
+    k = keys.numpy()
+    differ = np.bitwise_xor(k[:, 1:], k[:, :-1])
+    differ -= 1  # 1..3 -> 0..2; 0 (same key) wraps to 2**32 - 1 as unsigned
+    flat = torch.from_numpy(np.flatnonzero(differ.view(np.uint32) < 3))
+    return flat // differ.shape[1], flat % differ.shape[1]
+
+
 def value_key(value: torch.Tensor) -> torch.Tensor:
     """The smallest key of a float32 value in [0, 1) (class 0)."""
     return ((value.float().contiguous().view(torch.int32).long() << 2) - _KEY_OFFSET).int()
@@ -228,9 +244,8 @@ class _Ranked:
 
         Within a run the keys are ordered by class, so a mixed run has exactly one boundary j where
         class(j-1) < first_class <= class(j); j - start and end - j are the two counts."""
-        if self._tie_candidates is None:  # neighbours with the same value and a higher class
-            differ = torch.bitwise_xor(self.keys[:, 1:], self.keys[:, :-1])  # in class bits only: 1..3
-            row, col = (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
+        if self._tie_candidates is None:
+            row, col = class_steps(self.keys)
             self._tie_candidates = (row, col, self.keys[row, col] & 3, self.keys[row, col + 1] & 3)
         row, col, prev_class, next_class = self._tie_candidates
         at = (prev_class < first_class) & (next_class >= first_class)
@@ -318,8 +333,9 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     chance: dict[str, torch.Tensor] = {}
 
     # Mass per part id: one weighted bincount over (sample, id) pairs, accumulated in float64.
-    part_mass = torch.bincount(prepared.ids, weights=w.reshape(-1).double(), minlength=batch * NUM_PARTS)
-    part_mass = part_mass.view(batch, NUM_PARTS)
+    first_bin = prepared.first_row * NUM_PARTS  # the ids number the bins of the whole batch
+    part_mass = torch.bincount(prepared.ids, weights=w.reshape(-1).double(),
+                               minlength=first_bin + batch * NUM_PARTS)[first_bin:].view(batch, NUM_PARTS)
     total = part_mass.sum(1)  # sum(w)
     valid = total > 0
     total = torch.where(valid, total, 1)
@@ -328,7 +344,7 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
         out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], prepared.part_px[:, i] / n
     region_mass = {r: part_mass[:, list(REGIONS[r])].sum(1) for r in ("finder", "timing", "box")}
     if prepared.mask_mode == "paper":
-        region_mass["timing"] = (w * prepared.masks["timing"].view(batch, n)).sum(1).double() / total
+        region_mass["timing"] = (w * prepared.paper_timing).sum(1).double() / total
     region_mass["structure"] = region_mass["finder"] + region_mass["timing"]
     region_mass["outside"] = 1 - region_mass["box"]
     for r in REGION_NAMES:
