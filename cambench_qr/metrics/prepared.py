@@ -61,43 +61,42 @@ _CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"
 class PreparedParts:
     """Part maps ready for scoring (see ``prepare_parts``); all tensors on the part maps' device.
 
-    ``ids`` (B * n,) int32: part id + 10 x (row number in the full batch), for one bincount over
-    (sample, part); ``first_row`` is the batch row number of this (sliced) batch's first row.
+    ``index`` (B, n) int64: the part ids, as scatter indices (the masses are one scatter_add).
     ``pixel_class`` (B, n) uint8: 0 outside the box, 1 box but not structure, 2 timing, 3 finder.
     ``paper_timing`` (B, n) bool: the paper's timing mask (None in standard mode).
     ``distance`` (B, n) float32: exact Euclidean distance to the structure (0 for a sample without
-    structure). ``near`` holds the pointing regions widened by the tolerance (empty when it is 0)."""
+    structure); ``mean_distance`` (B,) float64 its mean over the pixels. ``near`` holds the pointing
+    regions widened by the tolerance (empty when it is 0)."""
 
     shape: torch.Size
     mask_mode: str
     pointing_tolerance: float
     module_px: torch.Tensor
-    ids: torch.Tensor
-    first_row: int
+    index: torch.Tensor
     part_px: torch.Tensor
     area_px: dict[str, torch.Tensor]
     pixel_class: torch.Tensor
     paper_timing: torch.Tensor | None
     near: dict[str, torch.Tensor]
     distance: torch.Tensor
+    mean_distance: torch.Tensor
 
     def rows(self, start: int, stop: int) -> PreparedParts:
         """The prepared parts of samples ``start:stop``."""
         stop = min(stop, self.shape[0])
-        n = self.shape[1] * self.shape[2]
         return replace(
             self, shape=torch.Size((stop - start, *self.shape[1:])), module_px=self.module_px[start:stop],
-            ids=self.ids[start * n:stop * n], first_row=self.first_row + start,
-            part_px=self.part_px[start:stop],
+            index=self.index[start:stop], part_px=self.part_px[start:stop],
             area_px={k: v[start:stop] for k, v in self.area_px.items()},
             pixel_class=self.pixel_class[start:stop],
             paper_timing=None if self.paper_timing is None else self.paper_timing[start:stop],
-            near={k: v[start:stop] for k, v in self.near.items()}, distance=self.distance[start:stop])
+            near={k: v[start:stop] for k, v in self.near.items()}, distance=self.distance[start:stop],
+            mean_distance=self.mean_distance[start:stop])
 
 
 def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
                   pointing_tolerance: float = 0.0) -> PreparedParts:
-    """Validate (B, H, W) part maps and precompute their ids, areas, classes and distances."""
+    """Validate (B, H, W) part maps and precompute their indices, areas, classes and distances."""
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if not pointing_tolerance >= 0:
@@ -108,11 +107,10 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
     device = prt.device
     px = check_module_px(module_px, batch, device)
     flat = prt.view(batch, n)
-    offsets = torch.arange(0, batch * NUM_PARTS, NUM_PARTS, device=device, dtype=torch.int32)
-    ids = (flat + offsets[:, None]).view(-1)  # int32
-    part_px = torch.bincount(ids, minlength=batch * NUM_PARTS).double().view(batch, NUM_PARTS)
-    # the class of every (sample, part) bin, looked up by the same ids
-    pixel_class = _CLASS_OF_PART.to(device).repeat(batch).index_select(0, ids).view(batch, n)
+    index = flat.long()
+    part_px = torch.zeros(batch, NUM_PARTS, dtype=torch.float64, device=device).scatter_add_(
+        1, index, torch.ones(1, 1, dtype=torch.float64, device=device).expand(batch, n))
+    pixel_class = _CLASS_OF_PART.to(device).index_select(0, index.view(-1)).view(batch, n)
     paper_timing = None
     if mask_mode == "paper":
         paper_timing = paper_timing_mask(prt, None if module_px is None else px).view(batch, n)
@@ -127,5 +125,5 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
     not_structure = (pixel_class < 2).view(torch.uint8).view(prt.shape).cpu().numpy()
     distance = torch.from_numpy(distance_outside(not_structure)).to(device).view(batch, n)
     distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
-    return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, ids, 0, part_px, area_px,
-                         pixel_class, paper_timing, near, distance)
+    return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, index, part_px, area_px,
+                         pixel_class, paper_timing, near, distance, distance.sum(1).double() / n)

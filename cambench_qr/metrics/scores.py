@@ -310,8 +310,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         prepared = prepare_parts(parts, mask_mode=mask_mode or "standard", module_px=module_px,
                                  pointing_tolerance=pointing_tolerance or 0.0)
     sal = check_saliency(saliency, prepared.shape)
-    if sal.device != prepared.ids.device:
-        raise ValueError(f"saliency is on {sal.device} but the part maps are on {prepared.ids.device}")
+    if sal.device != prepared.index.device:
+        raise ValueError(f"saliency is on {sal.device} but the part maps are on {prepared.index.device}")
     batch = sal.shape[0]
     if batch <= CHUNK_ROWS:
         return _scores(sal, prepared, normalize, signed)
@@ -332,10 +332,9 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     out: dict[str, torch.Tensor] = {}
     chance: dict[str, torch.Tensor] = {}
 
-    # Mass per part id: one weighted bincount over (sample, id) pairs, accumulated in float64.
-    first_bin = prepared.first_row * NUM_PARTS  # the ids number the bins of the whole batch
-    part_mass = torch.bincount(prepared.ids, weights=w.reshape(-1).double(),
-                               minlength=first_bin + batch * NUM_PARTS)[first_bin:].view(batch, NUM_PARTS)
+    # Mass per part id: one scatter_add over (sample, id) pairs, accumulated in float64.
+    part_mass = torch.zeros(batch, NUM_PARTS, dtype=torch.float64, device=device)
+    part_mass.scatter_add_(1, prepared.index, w.double())
     total = part_mass.sum(1)  # sum(w)
     valid = total > 0
     total = torch.where(valid, total, 1)
@@ -423,7 +422,7 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     dist = prepared.distance
     no_structure = area_px["structure"] == 0
     mean_dist = (w * dist).sum(1).double() / total  # float32 sums are cascaded: relative error ~1e-7
-    chance_dist = dist.sum(1).double() / n
+    chance_dist = prepared.mean_distance
     diagonal = float(np.hypot(height, width))
     out["dts"] = _nan_where(mean_dist / diagonal, no_structure)
     chance["dts"] = _nan_where(chance_dist / diagonal, no_structure)
