@@ -207,19 +207,18 @@ class _Ranked:
             self.position_sum[region] = (counts * starts + offset_sums).sum(1).double()
         self._tie_candidates: tuple[torch.Tensor, ...] | None = None
 
-    def count_below(self, region: str, position: torch.Tensor) -> torch.Tensor:
-        """Pixels of ``region`` among the sorted positions [0, position) (float64, shape of position)."""
-        if region == "outside":
-            return position - self.count_below("box", position)
-        if region == "timing":
-            return self.count_below("structure", position) - self.count_below("finder", position)
+    def counts_below(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pixels of every region among the sorted positions [0, position) (float64, shape of position)."""
         index = position.clamp(max=self.n - 1) // self.block
         inside = position - index * self.block  # pixels of the block before the position (<= block)
         rows = torch.arange(self.batch, device=position.device)[:, None]
-        block_class = self.blocks[rows, index]  # (B, Q, block)
         offsets = torch.arange(self.block, device=position.device)
-        partial = ((block_class >= _MIN_CLASS[region]) & (offsets < inside[..., None])).sum(-1)
-        return torch.gather(self.before_block[region], 1, index) + partial
+        block_class = torch.where(offsets < inside[..., None], self.blocks[rows, index], -1)  # (B, Q, block)
+        counts = {region: torch.gather(self.before_block[region], 1, index) + (block_class >= least).sum(-1)
+                  for region, least in _MIN_CLASS.items()}
+        counts["timing"] = counts["structure"] - counts["finder"]
+        counts["outside"] = position - counts["box"]
+        return counts
 
     def first_at_least(self, key: torch.Tensor) -> torch.Tensor:
         """First sorted position whose value is >= the value of ``key`` (a key with class 0)."""
@@ -372,8 +371,9 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
                         tau32)
     kept_from = ranked.first_at_least(value_key(tau32))
     kept = (n - kept_from).double()
+    below = ranked.counts_below(kept_from)
     for score, r in _AUC_REGION.items():
-        inside = area_px[r][:, None] - ranked.count_below(r, kept_from)
+        inside = area_px[r][:, None] - below[r]
         empty = area_px["box" if score == "auc_bg" else r] == 0
         out[score] = _nan_where((inside / kept).mean(1), empty)
         chance[score] = _nan_where(area[r], empty)
@@ -385,8 +385,8 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
         cut = ranked.keys_at((n - k).clamp(0, n - 1))
         run_lo, run_hi = ranked.first_at_least(cut), ranked.first_above(cut)
         above = (n - run_hi).double()
-        below_hi = ranked.count_below(r, run_hi)
-        inside_run = below_hi - ranked.count_below(r, run_lo)
+        below_hi = ranked.counts_below(run_hi)[r]
+        inside_run = below_hi - ranked.counts_below(run_lo)[r]
         hits = (area_px[r][:, None] - below_hi) + (k - above) * inside_run / (run_hi - run_lo)
         out[f"rank_{r}"] = _nan_where(hits[:, 0] / area_px[r], area_px[r] == 0)
         chance[f"rank_{r}"] = _nan_where(area[r], area_px[r] == 0)
@@ -406,10 +406,11 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     last = torch.full((batch, 1), n - 1, device=device)
     top_from = ranked.first_at_least(ranked.keys_at(last))
     n_top = (n - top_from[:, 0]).double()
+    below_top = ranked.counts_below(top_from)
     for r in POINTING_REGIONS:
         empty = area_px[r] == 0
         if not prepared.near:
-            hits = area_px[r] - ranked.count_below(r, top_from)[:, 0]
+            hits = area_px[r] - below_top[r][:, 0]
             near_px = area_px[r]
         else:
             near = prepared.near[r]
