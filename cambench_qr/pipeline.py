@@ -35,7 +35,7 @@ from .hub_cards.report import draw_gallery, png_bytes, write_report
 
 # The main job also shows the paper config (the authors' generator at its native sizes), test rows only,
 # next to whatever the preset builds.
-PAPER_TEST_ROWS = 60
+PAPER_TEST_ROWS = 40
 GALLERY_IMAGES = 4
 
 

@@ -11,7 +11,7 @@ import pytest
 from hub_server import hub_server_fixture, run_client  # noqa: F401 - the fixture `hub_server`
 
 from cambench_qr.harness.presets import Preset, RunSpec
-from cambench_qr.pipeline import Stamps, main_job_preset, run, summary_lines
+from cambench_qr.pipeline import PAPER_TEST_ROWS, Stamps, main_job_preset, run, summary_lines
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_stamp_keys_follow_settings_upstream_and_seed(tmp_path):
 
 def test_main_job_adds_the_paper_config():
     quick = main_job_preset("quick")
-    assert ("paper", 0, 60) in quick.datasets and quick.eval_configs[-1] == "paper"
+    assert ("paper", 0, PAPER_TEST_ROWS) in quick.datasets and quick.eval_configs[-1] == "paper"
     assert main_job_preset(TINY) is TINY
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         main_job_preset("nope")

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..cams import METHODS, CamEngine, upsample
-from ..metrics import SCORE_NAMES, aggregate, region_masks, structure_scores
+from ..metrics import SCORE_NAMES, aggregate, prepare_parts, region_masks, structure_scores
 from ..parts import LABEL_NAMES
 from .baselines import NULL_BASELINES, null_maps
 from .causal import LOGIT_COLUMNS, causal_summary, intervention_pairs
@@ -86,8 +86,10 @@ class _Scorer:
 
 def score_maps(maps: dict[str, torch.Tensor], parts: torch.Tensor, module_px: torch.Tensor,
                size: tuple[int, int]) -> dict[str, dict[str, torch.Tensor]]:
-    """Raw maps (B,h,w) -> {method: structure scores at the input resolution}, ReLU + sum-normalised."""
-    return {m: structure_scores(upsample(raw.float(), size), parts, module_px=module_px, signed=True)
+    """Raw maps (B,h,w) -> {method: structure scores at the input resolution}, ReLU + sum-normalised.
+    The part masks and distance transforms are prepared once and shared by every method."""
+    prepared = prepare_parts(parts, module_px=module_px)
+    return {m: structure_scores(upsample(raw.float(), size), prepared, signed=True)
             for m, raw in maps.items()}
 
 
@@ -266,10 +268,11 @@ def _score_qr_samples(scorer: _Scorer, sub: dict[str, torch.Tensor], cams: dict[
     maps = {m: upsample(raw.float(), size) for m, raw in cams.items()}
     maps.update(null_maps(sub["image"], sub["index"], seed))
     box = region_masks(sub["parts"])["box"]
+    prepared = prepare_parts(sub["parts"], module_px=sub["module_px"]) if n else None
     out: dict[str, torch.Tensor] = {}
     for name, saliency in maps.items():
         if n:
-            scores = structure_scores(saliency, sub["parts"], module_px=sub["module_px"], signed=True)
+            scores = structure_scores(saliency, prepared, signed=True)
             out[f"scores/{name}"] = torch.stack([scores[k].double() for k in SCORE_COLUMNS], 1)
         else:
             out[f"scores/{name}"] = torch.zeros(0, len(SCORE_COLUMNS), dtype=torch.float64)

@@ -1,7 +1,7 @@
 """Experiment presets as data: which datasets to build, which backbones and regimes to train, how to evaluate.
 
-``PRESETS["quick"]``: a random-init ResNet-18 at 128 px on a small ``standard`` dataset, all three regimes
-(FT-LeakMin also with lambda = 0 as its control); minutes on 2 CPU cores.
+``PRESETS["quick"]``: a random-init ResNet-18 at 128 px on a small ``standard`` dataset, the three regimes;
+minutes on 2 CPU cores.
 ``PRESETS["paper"]``: ResNet-50 (torchvision's ImageNet V2 weights, as the authors used) and ConvNeXt-B
 (ImageNet-22k -> 1k) from the Hub, 224 px, the paper's data sizes (600 + 600 train, 300 + 300 test) and
 hyper-parameters (notes/paper.md s.1.5, s.2); for a GPU (estimate in ``expected_runtime``).
@@ -86,21 +86,20 @@ _REGIME_RUNS = (
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         name="quick",
-        description="random-init ResNet-18 at 128 px, 600 train / 200 test standard rows, three regimes "
-                    "plus the FT-LeakMin lambda = 0 control, evaluated on standard, blur, occlusion and "
-                    "interventions (causal agreement)",
-        expected_runtime="measured on a 2-core VM shared with ~5 other jobs (load ~9): ZS 1.5 min, each "
-                         "4-epoch FT-LeakMin run 7-11 min, a Grad-CAM evaluation of the test split 2 min "
-                         "(BENCHMARKS.md, Harness); an idle machine is faster",
+        description="random-init ResNet-18 at 128 px, 400 train / 100 test standard rows, the three regimes, "
+                    "evaluated on standard, blur, occlusion and interventions (causal agreement); the "
+                    "FT-LeakMin lambda = 0 control is run by scripts/bench_eval.py --leakmin",
+        expected_runtime="about 6-8 minutes for `make run` on an idle 2-core CPU (BENCHMARKS.md, main job)",
         backbones=(("resnet18", "none"),),
         image_size=128,
         batch_size=32,
-        datasets=(("standard", 600, 200), ("blur", 0, 100), ("occlusion", 0, 100), ("interventions", 0, 60)),
+        datasets=(("standard", 400, 100), ("blur", 0, 40), ("occlusion", 0, 40), ("interventions", 0, 60)),
         train_config="standard",
         eval_configs=("standard", "blur", "occlusion", "interventions"),
-        runs=(*_REGIME_RUNS, RunSpec("ft_leakmin_lambda0", "ft_leakmin", {"leak_lambda": 0.0})),
-        evaluation={"methods": ("gradcam", *PAPER_METHODS), "batch_size": 32, "faithfulness_samples": 16,
-                    "cross_resolution_samples": 32, "latency_batch": 16, "n_boot": 200},
+        runs=_REGIME_RUNS,
+        evaluation={"methods": ("gradcam", *PAPER_METHODS), "batch_size": 32, "faithfulness_samples": 4,
+                    "faithfulness_steps": 10, "cross_resolution_samples": 16, "latency_batch": 8,
+                    "n_boot": 200},
         canvas_size=128,
     ),
     "paper": Preset(
