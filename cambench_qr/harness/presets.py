@@ -89,7 +89,8 @@ PRESETS: dict[str, Preset] = {
         description="random-init ResNet-18 at 128 px, 400 train / 100 test standard rows, the three regimes, "
                     "evaluated on standard, blur, occlusion and interventions (causal agreement); the "
                     "FT-LeakMin lambda = 0 control is run by scripts/bench_eval.py --leakmin",
-        expected_runtime="about 6-8 minutes for `make run` on an idle 2-core CPU (BENCHMARKS.md, main job)",
+        expected_runtime="`make run` measured 166 s on an idle 2-core CPU, 6 min 45 s on a loaded one "
+                         "(BENCHMARKS.md, main job)",
         backbones=(("resnet18", "none"),),
         image_size=128,
         batch_size=32,
