@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.quiet:  # the rooms honour `quiet`; this silences the bars `datasets` draws itself
+        import datasets
+
+        datasets.disable_progress_bars()
     try:
         return int(args.handler(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
