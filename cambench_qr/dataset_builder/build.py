@@ -90,8 +90,8 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
     try:
         with _progress_bars(enabled=not quiet):
             split_sizes, figure_rows = {}, []
-            for split, n in sizes.items():
-                ds = _generate_split(config, split, n, seed, image_size, num_proc, row_fn, staging / "cache")
+            for split, ds in _generate_splits(config, sizes, seed, image_size, num_proc, row_fn,
+                                              staging / "cache").items():
                 split_sizes[split] = (len(ds), _write_parquet(ds, staging / "data" / config, split))
                 figure_rows = _figure_rows(ds) or figure_rows
         (staging / "figures").mkdir()
@@ -139,9 +139,10 @@ def check_output_dir(out: Path) -> None:
                          f"choose a new or empty folder")
 
 
-def _generate_split(config: str, split: str, n: int, seed: int, image_size: int | None, num_proc: int,
-                    row_fn: RowFn, cache_dir: Path) -> datasets.Dataset:
-    """Rows 0..n-1 of one split as an Arrow dataset, generated over `num_proc` workers.
+def _generate_splits(config: str, sizes: dict[str, int], seed: int, image_size: int | None, num_proc: int,
+                     row_fn: RowFn, cache_dir: Path) -> dict[str, datasets.Dataset]:
+    """Rows 0..n-1 of every split (``sizes``: split -> n) as Arrow datasets, generated over `num_proc`
+    workers in one `from_generator` call (one worker pool for all splits: its start-up costs ~0.5 s).
 
     An error raised by the row function reaches the caller as itself, not wrapped by `datasets`.
     """
@@ -152,13 +153,13 @@ def _generate_split(config: str, split: str, n: int, seed: int, image_size: int 
         # resizing OpenCV's thread pool can hang.
         cv2.setNumThreads(1)
     try:
-        return datasets.Dataset.from_generator(
+        rows = datasets.Dataset.from_generator(
             _encoded_rows,
             features=features_for(config),
             cache_dir=str(cache_dir),
             num_proc=num_proc if num_proc > 1 else None,
-            split=datasets.NamedSplit(split),
-            gen_kwargs={"chunks": _row_chunks(n, num_proc), "config": config, "split": split, "seed": seed,
+            split=datasets.NamedSplit("_".join(sizes)),
+            gen_kwargs={"chunks": _row_chunks(sizes, num_proc), "config": config, "seed": seed,
                         "image_size": image_size, "row_fn": row_fn},
         )
     except DatasetGenerationError as exc:
@@ -167,26 +168,41 @@ def _generate_split(config: str, split: str, n: int, seed: int, image_size: int 
         raise exc.__cause__ from None
     finally:
         cv2.setNumThreads(threads)
+    starts = np.cumsum([0, *sizes.values()])
+    return {split: rows.select(range(lo, hi))
+            for split, lo, hi in zip(sizes, starts[:-1], starts[1:], strict=True)}
 
 
-def _row_chunks(n: int, num_proc: int) -> list[range]:
-    """Rows 0..n-1 as contiguous ranges: `datasets` makes one shard (one generator call) per list element
-    and deals whole shards to the workers, so a few large ones avoid a per-row shard overhead."""
-    count = max(num_proc, math.ceil(n / ROWS_PER_CHUNK))
-    bounds = np.linspace(0, n, count + 1).astype(int)
-    return [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+def _row_chunks(sizes: dict[str, int], num_proc: int) -> list[tuple[tuple[str, int, int], ...]]:
+    """The rows of every split in order (split by split), cut into a multiple of `num_proc` chunks of
+    near-equal size; a chunk is a tuple of ``(split, first, stop)`` row ranges. `datasets` makes one shard
+    (one generator call) per list element and deals the workers equal runs of shards, so few equal chunks
+    balance the workers and avoid a per-row shard overhead."""
+    total = sum(sizes.values())
+    count = num_proc * max(1, math.ceil(total / (num_proc * ROWS_PER_CHUNK)))
+    bounds = np.linspace(0, total, count + 1).astype(int)
+    offsets = np.cumsum([0, *sizes.values()])
+    chunks = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        parts = tuple((split, int(max(lo, a) - a), int(min(hi, b) - a))
+                      for split, a, b in zip(sizes, offsets[:-1], offsets[1:], strict=True)
+                      if max(lo, a) < min(hi, b))
+        if parts:
+            chunks.append(parts)
+    return chunks
 
 
-def _encoded_rows(chunks: list[range], config: str, split: str, seed: int, image_size: int | None,
-                  row_fn: RowFn):
+def _encoded_rows(chunks: list[tuple[tuple[str, int, int], ...]], config: str, seed: int,
+                  image_size: int | None, row_fn: RowFn):
     columns = features_for(config).keys()
-    for index in (i for chunk in chunks for i in chunk):
-        row = row_fn(config, split, index, seed, image_size=image_size)
-        if row.keys() != columns:
-            missing, extra = sorted(columns - row.keys()), sorted(row.keys() - columns)
-            raise ValueError(f"row {config}/{split}/{index} does not match the schema: "
-                             f"missing {missing}, unexpected {extra}")
-        yield {**row, **{col: {"bytes": png_bytes(row[col]), "path": None} for col in IMAGE_COLUMNS}}
+    for split, first, stop in (part for chunk in chunks for part in chunk):
+        for index in range(first, stop):
+            row = row_fn(config, split, index, seed, image_size=image_size)
+            if row.keys() != columns:
+                missing, extra = sorted(columns - row.keys()), sorted(row.keys() - columns)
+                raise ValueError(f"row {config}/{split}/{index} does not match the schema: "
+                                 f"missing {missing}, unexpected {extra}")
+            yield {**row, **{col: {"bytes": png_bytes(row[col]), "path": None} for col in IMAGE_COLUMNS}}
 
 
 def png_bytes(array: np.ndarray) -> bytes:
