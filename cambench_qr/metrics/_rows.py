@@ -1,20 +1,30 @@
-"""Run a numpy/OpenCV routine over chunks of batch rows on a few threads (both release the GIL)."""
+"""Run numpy/OpenCV/torch work over chunks of batch rows on a few threads (all three release the GIL
+inside their kernels)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 MIN_PIXELS_PER_THREAD = 1 << 18  # below this a thread costs more than it saves
+T = TypeVar("T")
+_worker = threading.local()  # .active: this thread already runs one chunk of a map_row_chunks call
+
+
+def _threads() -> int:
+    """Threads for one call: torch.get_num_threads(), or 1 inside a map_row_chunks worker."""
+    return 1 if getattr(_worker, "active", False) else torch.get_num_threads()
 
 
 def for_row_chunks(fn: Callable[[slice], None], batch: int, row_pixels: int) -> None:
     """Call ``fn(rows)`` on contiguous row slices covering ``range(batch)``, one per thread
     (up to ``torch.get_num_threads()``, at least MIN_PIXELS_PER_THREAD pixels each)."""
-    workers = max(1, min(torch.get_num_threads(), batch, batch * row_pixels // MIN_PIXELS_PER_THREAD))
+    workers = max(1, min(_threads(), batch, batch * row_pixels // MIN_PIXELS_PER_THREAD))
     bounds = np.linspace(0, batch, workers + 1).astype(int)
     chunks = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
     if workers == 1:
@@ -22,3 +32,23 @@ def for_row_chunks(fn: Callable[[slice], None], batch: int, row_pixels: int) -> 
         return
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(fn, chunks))
+
+
+def map_row_chunks(fn: Callable[[slice], T], batch: int, rows: int) -> list[T]:
+    """``[fn(slice(i, i + rows)) for i in range(0, batch, rows)]``, the chunks spread over up to
+    ``torch.get_num_threads()`` threads (each chunk whole in one thread; its own for_row_chunks calls
+    then run serially). An exception of the first failing chunk is raised."""
+    chunks = [slice(i, min(i + rows, batch)) for i in range(0, batch, rows)]
+    workers = min(_threads(), len(chunks))
+    if workers <= 1:
+        return [fn(rows) for rows in chunks]
+
+    def run(rows: slice) -> T:
+        _worker.active = True
+        try:
+            return fn(rows)
+        finally:
+            _worker.active = False
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run, chunks))

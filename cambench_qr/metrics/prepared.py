@@ -97,15 +97,27 @@ class PreparedParts:
 def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
                   pointing_tolerance: float = 0.0) -> PreparedParts:
     """Validate (B, H, W) part maps and precompute their indices, areas, classes and distances."""
+    prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
+    return prepare_checked(prt, px, mask_mode, pointing_tolerance)
+
+
+def check_prepare_args(parts, mask_mode: str, module_px, pointing_tolerance: float
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(parts, module_px)`` checked (``check_parts``, ``check_module_px``), or a ValueError."""
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if not pointing_tolerance >= 0:
         raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
     prt = check_parts(parts)
+    return prt, check_module_px(module_px, prt.shape[0], prt.device)
+
+
+def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointing_tolerance: float
+                    ) -> PreparedParts:
+    """``prepare_parts`` of part maps and module pitches that passed ``check_prepare_args``."""
     batch, height, width = prt.shape
     n = height * width
     device = prt.device
-    px = check_module_px(module_px, batch, device)
     flat = prt.view(batch, n)
     index = flat.long()
     part_px = torch.zeros(batch, NUM_PARTS, dtype=torch.float64, device=device).scatter_add_(
@@ -113,7 +125,7 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
     pixel_class = _CLASS_OF_PART.to(device).index_select(0, index.view(-1)).view(batch, n)
     paper_timing = None
     if mask_mode == "paper":
-        paper_timing = paper_timing_mask(prt, None if module_px is None else px).view(batch, n)
+        paper_timing = paper_timing_mask(prt, px).view(batch, n)
         pixel_class = torch.where(paper_timing, torch.full_like(pixel_class, 2), pixel_class)
     area_px = {r: part_px[:, list(REGIONS[r])].sum(1) for r in ("finder", "box")}
     area_px["timing"] = part_px[:, TIMING] if paper_timing is None else paper_timing.sum(1).double()

@@ -13,8 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from cambench_qr.metrics._rows import for_row_chunks
-from cambench_qr.metrics.prepared import POINTING_REGIONS, REGION_NAMES, PreparedParts, prepare_parts
+from cambench_qr.metrics._rows import for_row_chunks, map_row_chunks
+from cambench_qr.metrics.prepared import (
+    POINTING_REGIONS,
+    REGION_NAMES,
+    PreparedParts,
+    check_prepare_args,
+    prepare_checked,
+)
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 NORMALIZATIONS = ("sum", "minmax")
@@ -304,18 +310,23 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         if any(v is not None for v in given.values()):
             raise ValueError(f"give {[k for k, v in given.items() if v is not None]} to prepare_parts, "
                              f"not with prepared parts")
-        prepared = parts
-    else:
-        prepared = prepare_parts(parts, mask_mode=mask_mode or "standard", module_px=module_px,
-                                 pointing_tolerance=pointing_tolerance or 0.0)
-    sal = check_saliency(saliency, prepared.shape)
-    if sal.device != prepared.index.device:
-        raise ValueError(f"saliency is on {sal.device} but the part maps are on {prepared.index.device}")
-    batch = sal.shape[0]
-    if batch <= CHUNK_ROWS:
-        return _scores(sal, prepared, normalize, signed)
-    chunks = [_scores(sal[i:i + CHUNK_ROWS], prepared.rows(i, i + CHUNK_ROWS), normalize, signed, i)
-              for i in range(0, batch, CHUNK_ROWS)]
+        prepared, shape, device = parts, parts.shape, parts.index.device
+    else:  # validated whole (errors name the sample), prepared chunk by chunk beside the scoring
+        mask_mode, pointing_tolerance = mask_mode or "standard", pointing_tolerance or 0.0
+        prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
+        prepared, shape, device = None, prt.shape, prt.device
+    sal = check_saliency(saliency, shape)
+    if sal.device != device:
+        raise ValueError(f"saliency is on {sal.device} but the part maps are on {device}")
+
+    def chunk(rows: slice) -> dict[str, torch.Tensor]:
+        part = (prepared.rows(rows.start, rows.stop) if prepared is not None else
+                prepare_checked(prt[rows], px[rows], mask_mode, pointing_tolerance))
+        return _scores(sal[rows], part, normalize, signed, rows.start)
+
+    chunks = map_row_chunks(chunk, sal.shape[0], CHUNK_ROWS)
+    if len(chunks) == 1:
+        return chunks[0]
     return {k: torch.cat([chunk[k] for chunk in chunks]) for k in chunks[0]}
 
 
