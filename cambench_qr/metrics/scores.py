@@ -20,6 +20,7 @@ from cambench_qr.metrics.prepared import (
     PreparedParts,
     check_prepare_args,
     prepare_checked,
+    run_sums,
 )
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
@@ -310,7 +311,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
         if any(v is not None for v in given.values()):
             raise ValueError(f"give {[k for k, v in given.items() if v is not None]} to prepare_parts, "
                              f"not with prepared parts")
-        prepared, shape, device = parts, parts.shape, parts.index.device
+        prepared, shape, device = parts, parts.shape, parts.pixel_class.device
     else:  # validated whole (errors name the sample), prepared chunk by chunk beside the scoring
         mask_mode, pointing_tolerance = mask_mode or "standard", pointing_tolerance or 0.0
         prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
@@ -342,9 +343,9 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     out: dict[str, torch.Tensor] = {}
     chance: dict[str, torch.Tensor] = {}
 
-    # Mass per part id: one scatter_add over (sample, id) pairs, accumulated in float64.
-    part_mass = torch.zeros(batch, NUM_PARTS, dtype=torch.float64, device=device)
-    part_mass.scatter_add_(1, prepared.index, w.double())
+    # Mass per part id: float64 sums over the runs of equal part ids, added up per (sample, id).
+    part_mass = torch.bincount(prepared.run_bin, weights=run_sums(w, prepared.run_start),
+                               minlength=batch * NUM_PARTS).view(batch, NUM_PARTS)
     total = part_mass.sum(1)  # sum(w)
     valid = total > 0
     total = torch.where(valid, total, 1)
