@@ -8,12 +8,14 @@ Every score is a (B,) tensor; each one's formula and direction is in ``SCORES``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import torch
 
-from cambench_qr.metrics._rows import for_row_chunks, map_row_chunks
+from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.prepared import (
     POINTING_REGIONS,
     REGION_NAMES,
@@ -129,15 +131,20 @@ def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool
     if not use_numpy:
         keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
         return torch.sort(keys.int(), dim=1).values
-    keys = (w_unit.contiguous().numpy().view(np.uint32) << 2) | pixel_class.to(torch.uint8).numpy()
-    keys ^= np.uint32(_KEY_OFFSET)  # = u - 2**31 read as int32
-
-    def sort(rows: slice) -> None:
-        signed = keys[rows].view(np.int32)
-        signed.sort(axis=1)
-
-    for_row_chunks(sort, len(keys), keys.shape[1])
+    bits = w_unit.contiguous().numpy().view(np.uint32)
+    classes = pixel_class.to(torch.uint8).numpy()
+    keys = np.empty(bits.shape, np.uint32)
+    for row in range(len(keys)):
+        _sort_row_keys(bits[row], classes[row], keys[row])
     return torch.from_numpy(keys.view(np.int32))
+
+
+def _sort_row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
+    """``sorted_keys`` of one row: uint32 ``bits`` and uint8 ``classes`` into the uint32 row ``out``."""
+    np.left_shift(bits, 2, out=out)
+    np.bitwise_or(out, classes, out=out)
+    np.bitwise_xor(out, np.uint32(_KEY_OFFSET), out=out)  # = u - 2**31 read as int32
+    out.view(np.int32).sort()
 
 
 def class_steps(keys: torch.Tensor, use_numpy: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,11 +156,22 @@ def class_steps(keys: torch.Tensor, use_numpy: bool | None = None) -> tuple[torc
     if not use_numpy:
         differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
         return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
-    k = keys.numpy()
-    differ = np.bitwise_xor(k[:, 1:], k[:, :-1])
-    differ -= 1  # 1..3 -> 0..2; 0 (same key) wraps to 2**32 - 1 as unsigned
-    flat = torch.from_numpy(np.flatnonzero(differ.view(np.uint32) < 3))
-    return flat // differ.shape[1], flat % differ.shape[1]
+    k = keys.numpy().view(np.uint32)
+    scratch = Scratch()
+    return _steps_to_row_col([_row_steps(row, scratch) for row in k], k.shape[1])
+
+
+def _row_steps(keys: np.ndarray, scratch: Scratch) -> np.ndarray:
+    """``class_steps`` columns of one sorted uint32 key row (temporaries in ``scratch``)."""
+    differ = np.bitwise_xor(keys[1:], keys[:-1], out=scratch.get("differ", (len(keys) - 1,), np.uint32))
+    np.subtract(differ, 1, out=differ)  # 1..3 -> 0..2; 0 (same key) wraps to 2**32 - 1
+    return np.flatnonzero(np.less(differ, 3, out=scratch.get("step", differ.shape, np.bool_)))
+
+
+def _steps_to_row_col(columns: list[np.ndarray], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row step columns as one ``(row, col)`` pair of int64 tensors."""
+    rows = torch.repeat_interleave(torch.arange(len(columns)), torch.tensor([len(c) for c in columns]))
+    return rows, torch.from_numpy(np.concatenate(columns))
 
 
 def value_key(value: torch.Tensor) -> torch.Tensor:
@@ -161,15 +179,24 @@ def value_key(value: torch.Tensor) -> torch.Tensor:
     return ((value.float().contiguous().view(torch.int32).long() << 2) - _KEY_OFFSET).int()
 
 
-def _unit_scale(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
+def _unit_scale(w: torch.Tensor, w_max: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``w * 2**-e`` with ``w_max = m * 2**e``, ``m`` in [0.5, 1): exact, order-preserving, into [0, 1)."""
     scale = torch.pow(2.0, -torch.frexp(w_max).exponent.double()).float()
-    return w * scale[:, None]
+    return torch.mul(w, scale[:, None], out=out)
 
 
-def _key_ready(w: torch.Tensor, w_max: torch.Tensor) -> torch.Tensor:
+def _key_ready(w: torch.Tensor, w_max: torch.Tensor, scratch: Scratch) -> torch.Tensor:
     """The map rescaled (exactly, by ``_unit_scale``) into [0, 1) unless every peak already is."""
-    return w if bool((w_max < 1).all()) else _unit_scale(w, w_max)
+    if bool((w_max < 1).all()):
+        return w
+    return _unit_scale(w, w_max, _scratch_like(w, scratch, "w_unit"))
+
+
+def _scratch_like(x: torch.Tensor, scratch: Scratch, name: str) -> torch.Tensor | None:
+    """A tensor of x's shape and dtype in ``scratch`` on the CPU; None (a new tensor) elsewhere."""
+    if x.device.type != "cpu":
+        return None
+    return torch.from_numpy(scratch.get(name, tuple(x.shape), torch.empty(0, dtype=x.dtype).numpy().dtype))
 
 
 # Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
@@ -180,11 +207,67 @@ _MAX_BLOCK = 64  # short blocks: cheap queries; a block's counts and offset sums
 _FIELD_BITS = 11
 _FIELD = {"box": 0, "structure": 1, "finder": 2}
 _PACKED_CLASS = torch.tensor([0, 1, 1 + 2**11, 1 + 2**11 + 2**22], dtype=torch.float64)
+# The same for every low key byte (its 2 low bits are the class), as an OpenCV lookup table.
+_PACKED_BYTE = _PACKED_CLASS[torch.arange(256) & 3].numpy()
+_LOW_BYTE = 0 if sys.byteorder == "little" else 3  # of an int32 key in memory
 
 
 def _block_length(n: int) -> int:
     """The largest divisor of n of at most _MAX_BLOCK pixels."""
     return max(d for d in range(1, min(n, _MAX_BLOCK) + 1) if n % d == 0)
+
+
+def _block_weights(block: int, device: torch.device) -> torch.Tensor:
+    """(block, 2) float64: a block's packed classes times these give its count and offset sums."""
+    offsets = torch.arange(block, device=device, dtype=torch.float64)
+    return torch.stack([torch.ones_like(offsets), offsets], 1)
+
+
+def _block_sums(keys: torch.Tensor, block: int) -> torch.Tensor:
+    """(B, n / block, 2) float64 sums over each block of sorted keys of the packed class and of offset x
+    packed class (torch; the CPU path computes them row by row in ``_rank_rows``)."""
+    packed = _PACKED_CLASS.to(keys.device).index_select(0, (keys & 3).view(-1))
+    return torch.matmul(packed.view(keys.shape[0], -1, block), _block_weights(block, keys.device))
+
+
+def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, block: int, scratch: Scratch
+              ) -> tuple[_Ranked, torch.Tensor, torch.Tensor]:
+    """``(ranked, run_sums, weighted_distance)``: the sorted keys of ``w_unit`` with their block sums and
+    class steps, ``run_sums(w, prepared.run_start)`` and the float32 row sums of ``w * distance``. On
+    the CPU all per-pixel work of a row is done before the next row's (the row stays in cache, the
+    row's temporaries are reused, and the other chunk thread runs while this one is in a GIL-free
+    pass), elsewhere by whole-batch torch ops."""
+    if w.device.type != "cpu":
+        keys = sorted_keys(w_unit, prepared.pixel_class)
+        return (_Ranked(keys, block, _block_sums(keys, block)), run_sums(w, prepared.run_start),
+                (w * prepared.distance).sum(1))
+    batch, n = w.shape
+    values, bits = w.numpy(), w_unit.numpy().view(np.uint32)
+    classes = prepared.pixel_class.numpy()
+    run_start, row_runs = prepared.run_start.numpy(), prepared.row_runs.numpy()
+    keys = scratch.get("keys", (batch, n), np.uint32)
+    sums = np.empty((batch, n // block, 2))
+    totals = np.empty(len(run_start))
+    weighted = torch.empty(batch)
+    product = torch.from_numpy(scratch.get("product", (n,), np.float32))
+    low = scratch.get("low_byte", (n,), np.uint8)
+    packed = scratch.get("packed", (n // block, block), np.float64)
+    weights = _block_weights(block, w.device).numpy()
+    steps = []
+    for row in range(batch):
+        first, last = row_runs[row], row_runs[row + 1]
+        runs = run_start[first:last] - row * n
+        np.add.reduceat(values[row], runs, dtype=np.float64, out=totals[first:last])
+        # = row `row` of (w * distance).sum(1): a float32 cascade sum, relative error ~1e-7
+        weighted[row] = torch.mul(w[row], prepared.distance[row], out=product).sum()
+        _sort_row_keys(bits[row], classes[row], keys[row])
+        np.copyto(low, keys[row].view(np.uint8)[_LOW_BYTE::4])
+        cv2.LUT(low, _PACKED_BYTE, dst=packed.reshape(-1))
+        np.matmul(packed, weights, out=sums[row])
+        steps.append(_row_steps(keys[row], scratch))
+    ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums),
+                     _steps_to_row_col(steps, n - 1))
+    return ranked, torch.from_numpy(totals), weighted
 
 
 class _Ranked:
@@ -194,16 +277,15 @@ class _Ranked:
     gives each block's pixel count and position sum in every region (exact integers), their cumulative
     sums give the counts up to every block start, and a query reads the rest inside its block."""
 
-    def __init__(self, keys: torch.Tensor, block: int):
+    def __init__(self, keys: torch.Tensor, block: int, sums: torch.Tensor,
+                 steps: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """``keys`` from ``sorted_keys``, ``sums`` (B, n / block, 2) from ``_block_sums``, ``steps``
+        from ``class_steps`` (found when needed if not given)."""
         self.keys = keys  # int32, see sorted_keys
         self.batch, self.n = keys.shape
         self.block = block
-        pixel_class = keys & 3
-        self.blocks = pixel_class.view(self.batch, self.n // block, block)
-        packed = _PACKED_CLASS.to(keys.device).index_select(0, pixel_class.view(-1))
-        offsets = torch.arange(block, device=keys.device, dtype=torch.float64)
-        weights = torch.stack([torch.ones_like(offsets), offsets], 1)  # (block, 2): count, position sum
-        sums = torch.matmul(packed.view(self.blocks.shape), weights).long()  # (B, n / block, 2)
+        self.blocks = keys.view(self.batch, self.n // block, block)
+        sums = sums.long()
         starts = torch.arange(0, self.n, block, device=keys.device)
         self.before_block: dict[str, torch.Tensor] = {}
         self.position_sum: dict[str, torch.Tensor] = {}
@@ -212,6 +294,7 @@ class _Ranked:
             counts, offset_sums = per_block[..., 0], per_block[..., 1]
             self.before_block[region] = (torch.cumsum(counts, 1) - counts).double()
             self.position_sum[region] = (counts * starts + offset_sums).sum(1).double()
+        self._steps = steps
         self._tie_candidates: tuple[torch.Tensor, ...] | None = None
 
     def counts_below(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -220,7 +303,8 @@ class _Ranked:
         inside = position - index * self.block  # pixels of the block before the position (<= block)
         rows = torch.arange(self.batch, device=position.device)[:, None]
         offsets = torch.arange(self.block, device=position.device)
-        block_class = torch.where(offsets < inside[..., None], self.blocks[rows, index], -1)  # (B, Q, block)
+        in_block = self.blocks[rows, index] & 3  # (B, Q, block) classes
+        block_class = torch.where(offsets < inside[..., None], in_block, -1)
         counts = {region: torch.gather(self.before_block[region], 1, index) + (block_class >= least).sum(-1)
                   for region, least in _MIN_CLASS.items()}
         counts["timing"] = counts["structure"] - counts["finder"]
@@ -251,7 +335,7 @@ class _Ranked:
         Within a run the keys are ordered by class, so a mixed run has exactly one boundary j where
         class(j-1) < first_class <= class(j); j - start and end - j are the two counts."""
         if self._tie_candidates is None:
-            row, col = class_steps(self.keys)
+            row, col = self._steps if self._steps is not None else class_steps(self.keys)
             self._tie_candidates = (row, col, self.keys[row, col] & 3, self.keys[row, col + 1] & 3)
         row, col, prev_class, next_class = self._tie_candidates
         at = (prev_class < first_class) & (next_class >= first_class)
@@ -320,10 +404,10 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     if sal.device != device:
         raise ValueError(f"saliency is on {sal.device} but the part maps are on {device}")
 
-    def chunk(rows: slice) -> dict[str, torch.Tensor]:
+    def chunk(rows: slice, scratch: Scratch) -> dict[str, torch.Tensor]:
         part = (prepared.rows(rows.start, rows.stop) if prepared is not None else
                 prepare_checked(prt[rows], px[rows], mask_mode, pointing_tolerance))
-        return _scores(sal[rows], part, normalize, signed, rows.start)
+        return _scores(sal[rows], part, normalize, signed, rows.start, scratch)
 
     chunks = map_row_chunks(chunk, sal.shape[0], CHUNK_ROWS)
     if len(chunks) == 1:
@@ -331,9 +415,11 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     return {k: torch.cat([chunk[k] for chunk in chunks]) for k in chunks[0]}
 
 
-def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: bool, first_index: int = 0
-            ) -> dict[str, torch.Tensor]:
-    """``structure_scores`` of one chunk of rows, the first being sample ``first_index``."""
+def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: bool, first_index: int = 0,
+            scratch: Scratch | None = None) -> dict[str, torch.Tensor]:
+    """``structure_scores`` of one chunk of rows, the first being sample ``first_index`` (large
+    temporaries in ``scratch`` on the CPU)."""
+    scratch = scratch or Scratch()
     batch, height, width = sal.shape
     n = height * width
     device = sal.device
@@ -343,8 +429,13 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     out: dict[str, torch.Tensor] = {}
     chance: dict[str, torch.Tensor] = {}
 
+    # Rank-based scores from one sort of (value, pixel class) keys (see _Ranked). Among equal values the
+    # class order never matters: every score below treats a run of equal values as one group.
+    w_unit = _key_ready(w, w_max, scratch)
+    ranked, part_run_sums, weighted_distance = _row_pass(w, w_unit, prepared, _block_length(n), scratch)
+
     # Mass per part id: float64 sums over the runs of equal part ids, added up per (sample, id).
-    part_mass = torch.bincount(prepared.run_bin, weights=run_sums(w, prepared.run_start),
+    part_mass = torch.bincount(prepared.run_bin, weights=part_run_sums,
                                minlength=batch * NUM_PARTS).view(batch, NUM_PARTS)
     total = part_mass.sum(1)  # sum(w)
     valid = total > 0
@@ -365,11 +456,6 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
         empty = area_px[r] == 0
         out[score] = _nan_where(region_mass["outside"] if score == "bl" else region_mass[r], empty)
         chance[score] = _nan_where(area["outside"] if score == "bl" else area[r], empty)
-
-    # Rank-based scores from one sort of (value, pixel class) keys. Among equal values the class order
-    # never matters: every score below treats a run of equal values as one group.
-    w_unit = _key_ready(w, w_max)
-    ranked = _Ranked(sorted_keys(w_unit, prepared.pixel_class), _block_length(n))
 
     # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
     # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
@@ -432,9 +518,8 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
         chance[f"pointing_{r}"] = _nan_where(near_px / n, empty)
 
     # Distance to structure: exact EDT, saliency-weighted, over the diagonal and in module pitches.
-    dist = prepared.distance
     no_structure = area_px["structure"] == 0
-    mean_dist = (w * dist).sum(1).double() / total  # float32 sums are cascaded: relative error ~1e-7
+    mean_dist = weighted_distance.double() / total
     chance_dist = prepared.mean_distance
     diagonal = float(np.hypot(height, width))
     out["dts"] = _nan_where(mean_dist / diagonal, no_structure)
