@@ -176,7 +176,7 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     near = {} if pointing_tolerance == 0 else {
         r: distance_to((pixel_class >= least).view(prt.shape)).view(batch, n) <= pointing_tolerance
         for r, least in (("finder", 3), ("box", 1))}
-    not_structure = (pixel_class < 2).view(torch.uint8).view(prt.shape).cpu().numpy()
+    not_structure = np.less(pixel_class.cpu().numpy(), 2).view(np.uint8).reshape(prt.shape)
     distance = torch.from_numpy(distance_outside(not_structure)).to(device).view(batch, n)
     distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
     return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, run_start, run_bin, row_runs,
