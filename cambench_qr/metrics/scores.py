@@ -159,9 +159,8 @@ def class_steps(keys: torch.Tensor, use_numpy: bool | None = None) -> tuple[torc
     if not use_numpy:
         differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
         return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
-    k = keys.numpy().view(np.uint32)
     scratch = Scratch()
-    return _steps_to_row_col([_row_steps(row, scratch) for row in k], k.shape[1])
+    return _by_row([(_row_steps(row, scratch),) for row in keys.numpy().view(np.uint32)])
 
 
 def _row_steps(keys: np.ndarray, scratch: Scratch) -> np.ndarray:
@@ -171,10 +170,12 @@ def _row_steps(keys: np.ndarray, scratch: Scratch) -> np.ndarray:
     return np.flatnonzero(np.less(differ, 3, out=scratch.get("step", differ.shape, np.bool_)))
 
 
-def _steps_to_row_col(columns: list[np.ndarray], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row step columns as one ``(row, col)`` pair of int64 tensors."""
-    rows = torch.repeat_interleave(torch.arange(len(columns)), torch.tensor([len(c) for c in columns]))
-    return rows, torch.from_numpy(np.concatenate(columns))
+def _by_row(per_row: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
+    """``(row, a, b, ...)``: per-row int arrays of equal length per row, concatenated over the rows
+    (int64 tensors), with the row of each entry."""
+    rows = torch.repeat_interleave(torch.arange(len(per_row)), torch.tensor([len(r[0]) for r in per_row]))
+    columns = zip(*per_row, strict=True)
+    return (rows, *(torch.from_numpy(np.concatenate(column).astype(np.int64)) for column in columns))
 
 
 def value_key(value: torch.Tensor) -> torch.Tensor:
@@ -256,7 +257,7 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
     low = scratch.get("low_byte", (n,), np.uint8)
     packed = scratch.get("packed", (n // block, block), np.float64)
     weights = _block_weights(block, w.device).numpy()
-    steps = []
+    ties = []
     for row in range(batch):
         first, last = row_runs[row], row_runs[row + 1]
         runs = run_start[first:last] - row * n
@@ -266,9 +267,11 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
         np.copyto(low, keys[row].view(np.uint8)[_LOW_BYTE::4])
         cv2.LUT(low, _PACKED_BYTE, dst=packed.reshape(-1))
         np.matmul(packed, weights, out=sums[row])
-        steps.append(_row_steps(keys[row], scratch))
-    ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums),
-                     _steps_to_row_col(steps, n - 1))
+        col = _row_steps(keys[row], scratch)
+        tied = keys[row].view(np.int32)[col + 1] & -4  # the tied value's key (class 0): its run's extent
+        ties.append((col, np.searchsorted(keys[row].view(np.int32), tied, "left"),
+                     np.searchsorted(keys[row].view(np.int32), tied + 3, "right")))
+    ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums), _by_row(ties))
     # The rows of (w * distance).sum(1) (torch's float32 cascade sums: relative error ~1e-7).
     return ranked, torch.from_numpy(totals), torch.from_numpy(product).sum(1)
 
@@ -281,9 +284,10 @@ class _Ranked:
     sums give the counts up to every block start, and a query reads the rest inside its block."""
 
     def __init__(self, keys: torch.Tensor, block: int, sums: torch.Tensor,
-                 steps: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """``keys`` from ``sorted_keys``, ``sums`` (B, n / block, 2) from ``_block_sums``, ``steps``
-        from ``class_steps`` (found when needed if not given)."""
+                 ties: tuple[torch.Tensor, ...] | None = None):
+        """``keys`` from ``sorted_keys``, ``sums`` (B, n / block, 2) from ``_block_sums``, ``ties``
+        ``(row, col, start, end)``: every step of ``class_steps`` with the sorted positions
+        ``[start, end)`` of its run of equal values (found when needed if not given)."""
         self.keys = keys  # int32, see sorted_keys
         self.batch, self.n = keys.shape
         self.block = block
@@ -297,8 +301,8 @@ class _Ranked:
             counts, offset_sums = per_block[..., 0], per_block[..., 1]
             self.before_block[region] = (torch.cumsum(counts, 1) - counts).double()
             self.position_sum[region] = (counts * starts + offset_sums).sum(1).double()
-        self._steps = steps
-        self._tie_candidates: tuple[torch.Tensor, ...] | None = None
+        self._ties = ties
+        self._tie_classes: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def counts_below(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pixels of every region among the sorted positions [0, position) (float64, shape of position)."""
@@ -337,22 +341,28 @@ class _Ranked:
 
         Within a run the keys are ordered by class, so a mixed run has exactly one boundary j where
         class(j-1) < first_class <= class(j); j - start and end - j are the two counts."""
-        if self._tie_candidates is None:
-            row, col = self._steps if self._steps is not None else class_steps(self.keys)
-            self._tie_candidates = (row, col, self.keys[row, col] & 3, self.keys[row, col + 1] & 3)
-        row, col, prev_class, next_class = self._tie_candidates
+        if self._ties is None:
+            row, col = class_steps(self.keys)
+            self._ties = (row, col, *self._run_extents(row, col + 1))
+        row, col, start, end = self._ties
+        if self._tie_classes is None:
+            self._tie_classes = (self.keys[row, col] & 3, self.keys[row, col + 1] & 3)
+        prev_class, next_class = self._tie_classes
         at = (prev_class < first_class) & (next_class >= first_class)
-        row, j = row[at], col[at] + 1
-        pairs = torch.zeros(self.keys.shape[0], dtype=torch.float64, device=self.keys.device)
+        j = col[at] + 1
+        pairs = torch.zeros(self.batch, dtype=torch.float64, device=self.keys.device)
+        return pairs.index_add_(0, row[at], ((j - start[at]) * (end[at] - j)).double())
+
+    def _run_extents(self, row: torch.Tensor, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(start, end)``: the sorted positions ``[start, end)`` of the run of values equal to the
+        value at ``(row, position)`` (one batched search, each row's queries padded to the longest)."""
         if len(row) == 0:
-            return pairs
-        counts = torch.bincount(row, minlength=self.keys.shape[0])
+            return row, row
+        counts = torch.bincount(row, minlength=self.batch)
         slot = torch.arange(len(row), device=row.device) - (torch.cumsum(counts, 0) - counts)[row]
-        queries = torch.zeros(self.keys.shape[0], int(counts.max()), dtype=torch.int32, device=row.device)
-        queries[row, slot] = self.keys[row, j] & -4
-        start = self.first_at_least(queries)[row, slot]
-        end = self.first_above(queries)[row, slot]
-        return pairs.index_add_(0, row, ((j - start) * (end - j)).double())
+        queries = torch.zeros(self.batch, int(counts.max()), dtype=torch.int32, device=row.device)
+        queries[row, slot] = self.keys[row, position] & -4
+        return self.first_at_least(queries)[row, slot], self.first_above(queries)[row, slot]
 
 
 def check_saliency(saliency, shape: torch.Size | None = None) -> torch.Tensor:
