@@ -481,8 +481,21 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.full_like(tau32, float("inf"))),
                         tau32)
     kept_from = ranked.first_at_least(value_key(tau32))
+    # Relevance-rank accuracy (below): the run of values tied at the cut of the |M| highest pixels,
+    # [run_lo, run_hi) per region (columns in _RANK_REGIONS order).
+    k = torch.stack([area_px[r].long() for r in _RANK_REGIONS], 1)
+    cut = ranked.keys_at((n - k).clamp(0, n - 1))
+    run_lo, run_hi = ranked.first_at_least(cut), ranked.first_above(cut)
+    # Pointing game (below): the run of values tied at the maximum starts at top_from.
+    last = torch.full((batch, 1), n - 1, device=device)
+    top_from = ranked.first_at_least(ranked.keys_at(last))
+    # Every prefix count these scores need, from one query.
+    count = ranked.counts_below(torch.cat([kept_from, run_lo, run_hi, top_from], 1))
+    parts_at = np.cumsum([0, kept_from.shape[1], len(_RANK_REGIONS), len(_RANK_REGIONS), 1])
+    below, below_lo, below_hi, below_top = ({r: c[:, i:j] for r, c in count.items()}
+                                            for i, j in zip(parts_at[:-1], parts_at[1:], strict=True))
+
     kept = (n - kept_from).double()
-    below = ranked.counts_below(kept_from)
     for score, r in _AUC_REGION.items():
         inside = area_px[r][:, None] - below[r]
         empty = area_px["box" if score == "auc_bg" else r] == 0
@@ -491,15 +504,12 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
 
     # Relevance-rank accuracy: share of the |M| highest pixels inside M; the run of values tied at the
     # cut fills the places left with its in-mask share.
-    for r in _RANK_REGIONS:
-        k = area_px[r].long()[:, None]
-        cut = ranked.keys_at((n - k).clamp(0, n - 1))
-        run_lo, run_hi = ranked.first_at_least(cut), ranked.first_above(cut)
-        above = (n - run_hi).double()
-        below_hi = ranked.counts_below(run_hi)[r]
-        inside_run = below_hi - ranked.counts_below(run_lo)[r]
-        hits = (area_px[r][:, None] - below_hi) + (k - above) * inside_run / (run_hi - run_lo)
-        out[f"rank_{r}"] = _nan_where(hits[:, 0] / area_px[r], area_px[r] == 0)
+    for i, r in enumerate(_RANK_REGIONS):
+        above = (n - run_hi[:, i]).double()
+        inside_run = below_hi[r][:, i] - below_lo[r][:, i]
+        hits = ((area_px[r] - below_hi[r][:, i])
+                + (k[:, i] - above) * inside_run / (run_hi[:, i] - run_lo[:, i]))
+        out[f"rank_{r}"] = _nan_where(hits / area_px[r], area_px[r] == 0)
         chance[f"rank_{r}"] = _nan_where(area[r], area_px[r] == 0)
 
     # ROC-AUC = Mann-Whitney U / (|M| |not M|), ties counting one half. Ties sort by class, complement
@@ -514,10 +524,7 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
         chance[f"roc_auc_{r}"] = _nan_where(torch.full_like(n_pos, 0.5), degenerate)
 
     # Pointing game: share of the pixels at the maximum that lie within the tolerance of M.
-    last = torch.full((batch, 1), n - 1, device=device)
-    top_from = ranked.first_at_least(ranked.keys_at(last))
     n_top = (n - top_from[:, 0]).double()
-    below_top = ranked.counts_below(top_from)
     for r in POINTING_REGIONS:
         empty = area_px[r] == 0
         if not prepared.near:
@@ -540,8 +547,9 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     out["dts_modules"] = _nan_where(mean_dist / prepared.module_px, no_structure)
     chance["dts_modules"] = _nan_where(chance_dist / prepared.module_px, no_structure)
 
-    result = {name: _nan_where(out[name], ~valid) for name in SCORE_NAMES}
-    result.update({f"chance_{name}": _nan_where(chance[name], ~valid) for name in SCORE_NAMES})
+    values = torch.stack([out[name] for name in SCORE_NAMES] + [chance[name] for name in SCORE_NAMES])
+    names = [*SCORE_NAMES, *(f"chance_{name}" for name in SCORE_NAMES)]
+    result = dict(zip(names, _nan_where(values, ~valid).unbind(0), strict=True))  # (rows: contiguous)
     result.update({f"area_{r}": area[r] for r in REGION_NAMES})
     result["valid"] = valid
     return result
