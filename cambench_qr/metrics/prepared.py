@@ -158,9 +158,9 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     starts = torch.ones_like(flat, dtype=torch.bool)
     torch.ne(flat[:, 1:], flat[:, :-1], out=starts[:, 1:])
     run_start = flat_nonzero(starts)
-    row = torch.div(run_start, n, rounding_mode="floor")
-    run_bin = row * NUM_PARTS + flat.view(-1)[run_start]
     row_runs = torch.searchsorted(run_start, torch.arange(batch + 1, device=device) * n)
+    row = torch.repeat_interleave(torch.arange(batch, device=device), torch.diff(row_runs))
+    run_bin = row * NUM_PARTS + flat.view(-1)[run_start]
     run_length = torch.diff(run_start, append=run_start.new_tensor([batch * n]))
     part_px = torch.bincount(run_bin, weights=run_length.double(), minlength=batch * NUM_PARTS)
     part_px = part_px.view(batch, NUM_PARTS)
