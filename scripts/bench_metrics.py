@@ -4,8 +4,8 @@ Data: B part-label maps of real `standard` test rows (224x224, QR codes on backg
 zones), and CAM-like saliency: random 7x7 maps upsampled bilinearly to 224x224 (as a ResNet CAM is).
 Both tools score the same maps against the same masks on the CPU; Quantus gets the finder mask (its
 metric takes one binary mask per sample) and its RelevanceMassAccuracy must equal our `fmr`.
-Timed: the full suite from raw part maps ("cold"), and the full suite of one more map of the same
-images with the part maps prepared once (`prepare_parts`: e.g. the 2nd..7th CAM method of a batch).
+Timed: the full suite from raw part maps ("cold"), `prepare_parts` alone, and the full suite of one
+more map of the same images with the part maps prepared once (e.g. the 2nd..7th CAM method of a batch).
 
     .venv/bin/python scripts/bench_metrics.py [--batch 256] [--repeats 3] [--threads N]
 """
@@ -65,6 +65,7 @@ def main() -> None:
     saliency, parts = make_data(args.batch, args.size)
     b = args.batch
     ours = best_of(lambda: structure_scores(saliency, parts), args.repeats)
+    prep = best_of(lambda: prepare_parts(parts), args.repeats)
     prepared = prepare_parts(parts)
     warm = best_of(lambda: structure_scores(saliency, prepared), args.repeats)
     scores_ours = structure_scores(saliency, parts)
@@ -83,7 +84,7 @@ def main() -> None:
     agree = np.allclose(np.asarray(theirs_scores, np.float64), scores_ours["fmr"].numpy(), atol=1e-5)
 
     ms = {name: (wall / b * 1000, cpu / b * 1000) for name, (wall, cpu) in
-          (("ours", ours), ("warm", warm), ("theirs", theirs))}
+          (("ours", ours), ("prep", prep), ("warm", warm), ("theirs", theirs))}
     (ms_ours, cpu_ours), (ms_warm, cpu_warm), (ms_theirs, cpu_theirs) = ms["ours"], ms["warm"], ms["theirs"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch threads {torch.get_num_threads()}; B={b}, {args.size}x{args.size}, CPU")
@@ -91,6 +92,8 @@ def main() -> None:
           f"{ms_ours:.3f} ms/sample wall, {cpu_ours:.3f} ms/sample CPU (best of {args.repeats})")
     print(f"  same, one more map of the same images (parts prepared once): {ms_warm:.3f} ms/sample wall, "
           f"{cpu_warm:.3f} CPU")
+    print(f"  prepare_parts alone (masks, runs, exact EDT): {ms['prep'][0]:.3f} ms/sample wall, "
+          f"{ms['prep'][1]:.3f} CPU")
     print(f"quantus RelevanceMassAccuracy (one score): {ms_theirs:.3f} ms/sample wall, {cpu_theirs:.3f} CPU")
     print(f"ratio quantus-one-metric / our-full-suite: {ms_theirs / ms_ours:.1f}x cold, "
           f"{ms_theirs / ms_warm:.1f}x with prepared parts (goal >= 50x); the cold full suite "
