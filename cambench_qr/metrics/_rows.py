@@ -1,5 +1,5 @@
-"""Run numpy/OpenCV/torch work over chunks of batch rows on a few threads (all three release the GIL
-inside their kernels)."""
+"""Run numpy/OpenCV/torch work over chunks of batch rows on a few threads (their kernels release the GIL,
+except numpy's sort: 2.4 holds it, so two threads sorting take as long as one sorting twice)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from cambench_qr.metrics.prepared import (
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 NORMALIZATIONS = ("sum", "minmax")
-CHUNK_ROWS = 64  # larger batches are scored 64 maps at a time: bounded memory, cache-sized passes
+CHUNK_ROWS = 64  # maps per chunk: chunks run on torch.get_num_threads() threads, memory stays bounded
 AUC_QUANTILES = torch.linspace(0.0, 0.99, 31, dtype=torch.float64)  # the paper's 31 thresholds
 
 # name -> (formula, direction). "higher"/"lower" is better; "-" is descriptive.
@@ -229,7 +229,7 @@ def _block_weights(block: int, device: torch.device) -> torch.Tensor:
 
 def _block_sums(keys: torch.Tensor, block: int) -> torch.Tensor:
     """(B, n / block, 2) float64 sums over each block of sorted keys of the packed class and of offset x
-    packed class (torch; the CPU path computes them row by row in ``_rank_rows``)."""
+    packed class (torch; the CPU path computes them row by row in ``_row_pass``)."""
     packed = _PACKED_CLASS.to(keys.device).index_select(0, (keys & 3).view(-1))
     return torch.matmul(packed.view(keys.shape[0], -1, block), _block_weights(block, keys.device))
 
@@ -268,9 +268,9 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
         cv2.LUT(low, _PACKED_BYTE, dst=packed.reshape(-1))
         np.matmul(packed, weights, out=sums[row])
         col = _row_steps(keys[row], scratch)
-        tied = keys[row].view(np.int32)[col + 1] & -4  # the tied value's key (class 0): its run's extent
-        ties.append((col, np.searchsorted(keys[row].view(np.int32), tied, "left"),
-                     np.searchsorted(keys[row].view(np.int32), tied + 3, "right")))
+        signed = keys[row].view(np.int32)
+        tied = signed[col + 1] & -4  # the tied value's key with class 0: its run is [start, end)
+        ties.append((col, np.searchsorted(signed, tied, "left"), np.searchsorted(signed, tied + 3, "right")))
     ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums), _by_row(ties))
     # The rows of (w * distance).sum(1) (torch's float32 cascade sums: relative error ~1e-7).
     return ranked, torch.from_numpy(totals), torch.from_numpy(product).sum(1)
