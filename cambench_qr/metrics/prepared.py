@@ -69,10 +69,8 @@ def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
 
 
 def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-    """float64 sums of the flat float32 ``values`` over the runs ``[starts[i], starts[i + 1])`` (the
-    last run ends at the end), each accumulated in float64."""
-    if values.device.type == "cpu":
-        return torch.from_numpy(np.add.reduceat(values.view(-1).numpy(), starts.numpy(), dtype=np.float64))
+    """float64 sums of the flat ``values`` over the runs ``[starts[i], starts[i + 1])`` (the last run
+    ends at the end). (The CPU scoring path sums each row's runs with numpy's reduceat instead.)"""
     lengths = torch.diff(starts, append=starts.new_tensor([values.numel()]))
     return torch.segment_reduce(values.reshape(-1).double(), "sum", lengths=lengths)
 
@@ -132,7 +130,7 @@ class PreparedParts:
 
 def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
                   pointing_tolerance: float = 0.0) -> PreparedParts:
-    """Validate (B, H, W) part maps and precompute their indices, areas, classes and distances."""
+    """Validate (B, H, W) part maps and precompute their part runs, areas, classes and distances."""
     prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
     return prepare_checked(prt, px, mask_mode, pointing_tolerance)
 
@@ -180,5 +178,5 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     distance = torch.from_numpy(distance_outside(not_structure)).to(device).view(batch, n)
     distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
     return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, run_start, run_bin, row_runs,
-                         part_px, area_px,
-                         pixel_class, paper_timing, near, distance, distance.sum(1).double() / n)
+                         part_px, area_px, pixel_class, paper_timing, near, distance,
+                         distance.sum(1).double() / n)
