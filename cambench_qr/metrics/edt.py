@@ -28,11 +28,11 @@ def distance_to(mask: torch.Tensor) -> torch.Tensor:
     return dist
 
 
-def distance_outside(not_mask: np.ndarray) -> np.ndarray:
+def distance_outside(not_mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Exact distance (float32) from every nonzero pixel of (B, H, W) uint8 ``not_mask`` to its nearest
-    zero pixel; undefined (a large number) on a map without zeros."""
+    zero pixel; undefined (a large number) on a map without zeros. Written into ``out`` when given."""
     not_mask = np.ascontiguousarray(not_mask)
-    out = np.empty(not_mask.shape, dtype=np.float32)
+    out = np.empty(not_mask.shape, dtype=np.float32) if out is None else out
 
     def transform(rows: slice) -> None:
         for b in range(rows.start, rows.stop):

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from cambench_qr.metrics._rows import Scratch
 from cambench_qr.metrics.edt import distance_outside, distance_to
 from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
 from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
@@ -75,10 +76,12 @@ def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     return torch.segment_reduce(values.reshape(-1).double(), "sum", lengths=lengths)
 
 
-def _pixel_classes(flat: torch.Tensor) -> torch.Tensor:
-    """``_CLASS_OF_PART`` of every id of (B, n) uint8 part maps (an OpenCV table lookup on the CPU)."""
+def _pixel_classes(flat: torch.Tensor, scratch: Scratch | None) -> torch.Tensor:
+    """``_CLASS_OF_PART`` of every id of (B, n) uint8 part maps (an OpenCV table lookup on the CPU, into
+    ``scratch`` when given)."""
     if flat.device.type == "cpu":
-        return torch.from_numpy(cv2.LUT(flat.numpy(), _CLASS_OF_PART.numpy()))
+        out = None if scratch is None else scratch.get("pixel_class", tuple(flat.shape), np.uint8)
+        return torch.from_numpy(cv2.LUT(flat.numpy(), _CLASS_OF_PART.numpy(), dst=out))
     return _CLASS_OF_PART.to(flat.device)[flat.long()]
 
 
@@ -146,9 +149,10 @@ def check_prepare_args(parts, mask_mode: str, module_px, pointing_tolerance: flo
     return prt, check_module_px(module_px, prt.shape[0], prt.device)
 
 
-def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointing_tolerance: float
-                    ) -> PreparedParts:
-    """``prepare_parts`` of part maps and module pitches that passed ``check_prepare_args``."""
+def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointing_tolerance: float,
+                    scratch: Scratch | None = None) -> PreparedParts:
+    """``prepare_parts`` of part maps and module pitches that passed ``check_prepare_args``; with
+    ``scratch`` (CPU) the classes and distances live in its arrays, valid until it is reused."""
     batch, height, width = prt.shape
     n = height * width
     device = prt.device
@@ -162,7 +166,7 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     run_length = torch.diff(run_start, append=run_start.new_tensor([batch * n]))
     part_px = torch.bincount(run_bin, weights=run_length.double(), minlength=batch * NUM_PARTS)
     part_px = part_px.view(batch, NUM_PARTS)
-    pixel_class = _pixel_classes(flat)
+    pixel_class = _pixel_classes(flat, scratch)
     paper_timing = None
     if mask_mode == "paper":
         paper_timing = paper_timing_mask(prt, px).view(batch, n)
@@ -174,8 +178,11 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     near = {} if pointing_tolerance == 0 else {
         r: distance_to((pixel_class >= least).view(prt.shape)).view(batch, n) <= pointing_tolerance
         for r, least in (("finder", 3), ("box", 1))}
-    not_structure = np.less(pixel_class.cpu().numpy(), 2).view(np.uint8).reshape(prt.shape)
-    distance = torch.from_numpy(distance_outside(not_structure)).to(device).view(batch, n)
+    in_scratch = scratch is not None and device.type == "cpu"
+    outside = scratch.get("not_structure", (batch, n), np.bool_) if in_scratch else None
+    not_structure = np.less(pixel_class.cpu().numpy(), 2, out=outside).view(np.uint8).reshape(prt.shape)
+    out = scratch.get("distance", tuple(prt.shape), np.float32) if in_scratch else None
+    distance = torch.from_numpy(distance_outside(not_structure, out)).to(device).view(batch, n)
     distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
     return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, run_start, run_bin, row_runs,
                          part_px, area_px, pixel_class, paper_timing, near, distance,

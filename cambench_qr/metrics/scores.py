@@ -419,7 +419,7 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
 
     def chunk(rows: slice, scratch: Scratch) -> dict[str, torch.Tensor]:
         part = (prepared.rows(rows.start, rows.stop) if prepared is not None else
-                prepare_checked(prt[rows], px[rows], mask_mode, pointing_tolerance))
+                prepare_checked(prt[rows], px[rows], mask_mode, pointing_tolerance, scratch))
         return _scores(sal[rows], part, normalize, signed, rows.start, scratch)
 
     chunks = map_row_chunks(chunk, sal.shape[0], CHUNK_ROWS)
