@@ -389,3 +389,26 @@ def test_large_batches_are_chunked_with_the_same_numbers(monkeypatch):
         structure_scores(bad, parts)
     with pytest.raises(ValueError, match="sample 4 has negative"):
         structure_scores(sal - (torch.arange(7) == 4)[:, None, None].float(), parts)
+
+
+@pytest.mark.parametrize("mask_mode,tolerance", [("standard", 0.0), ("paper", 1.5), ("standard", 2.0)])
+def test_batched_torch_kernels_give_the_cpu_kernels_numbers(monkeypatch, mask_mode, tolerance):
+    """The batched torch kernels (every device but the CPU) run here on CPU tensors: same scores as the
+    numpy/OpenCV row kernels, on tied maps over random part maps and on CAM-like maps over a rendered
+    symbol (long runs of equal part ids)."""
+    import cambench_qr.metrics._rows as rows_module
+
+    sal, parts = random_batch(13, batch=5, levels=5)
+    symbol = torch.from_numpy(np.kron(np.pad(qr_module_parts(), 4, constant_values=QUIET_ZONE),
+                                      np.ones((3, 3), np.uint8)))[None].repeat(3, 1, 1)
+    coarse = torch.rand(3, 1, 5, 5, generator=torch.Generator().manual_seed(13))
+    cam = torch.nn.functional.interpolate(coarse, size=symbol.shape[1:], mode="bilinear")[:, 0]
+    cases = [(sal, parts), (cam, symbol)]
+    kwargs = {"mask_mode": mask_mode, "module_px": 3.0, "pointing_tolerance": tolerance}
+    on_cpu = [structure_scores(s, p, **kwargs) for s, p in cases]
+    monkeypatch.setattr(rows_module, "numpy_kernels", lambda device: False)
+    on_torch = [structure_scores(s, p, **kwargs) for s, p in cases]
+    for cpu, batched in zip(on_cpu, on_torch, strict=True):
+        assert cpu.keys() == batched.keys()
+        for name in cpu:
+            close(batched[name], cpu[name], rtol=1e-6, atol=1e-12, msg=name)

@@ -21,6 +21,13 @@ def _threads() -> int:
     return 1 if getattr(_worker, "active", False) else torch.get_num_threads()
 
 
+def numpy_kernels(device: torch.device) -> bool:
+    """Whether tensors on ``device`` are scored by the numpy/OpenCV kernels (CPU) rather than the
+    batched torch ones (any other device). Both give the same numbers; tests patch this to run the
+    torch kernels on the CPU."""
+    return device.type == "cpu"
+
+
 def for_row_chunks(fn: Callable[[slice], None], batch: int, row_pixels: int) -> None:
     """Call ``fn(rows)`` on contiguous row slices covering ``range(batch)``, one per thread
     (up to ``torch.get_num_threads()``, at least MIN_PIXELS_PER_THREAD pixels each)."""

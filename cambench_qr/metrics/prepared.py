@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from cambench_qr.metrics import _rows
 from cambench_qr.metrics._rows import Scratch
 from cambench_qr.metrics.edt import distance_outside, distance_to
 from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
@@ -64,7 +65,7 @@ _CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"
 def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
     """Flat (int64) indices of the True entries of a contiguous bool tensor; numpy on the CPU (its
     flatnonzero is several times faster than torch.nonzero)."""
-    if mask.device.type == "cpu":
+    if _rows.numpy_kernels(mask.device):
         return torch.from_numpy(np.flatnonzero(mask.numpy()))
     return mask.view(-1).nonzero()[:, 0]
 
@@ -79,7 +80,7 @@ def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
 def _pixel_classes(flat: torch.Tensor, scratch: Scratch | None) -> torch.Tensor:
     """``_CLASS_OF_PART`` of every id of (B, n) uint8 part maps (an OpenCV table lookup on the CPU, into
     ``scratch`` when given)."""
-    if flat.device.type == "cpu":
+    if _rows.numpy_kernels(flat.device):
         out = None if scratch is None else scratch.get("pixel_class", tuple(flat.shape), np.uint8)
         return torch.from_numpy(cv2.LUT(flat.numpy(), _CLASS_OF_PART.numpy(), dst=out))
     return _CLASS_OF_PART.to(flat.device)[flat.long()]
@@ -178,7 +179,7 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     near = {} if pointing_tolerance == 0 else {
         r: distance_to((pixel_class >= least).view(prt.shape)).view(batch, n) <= pointing_tolerance
         for r, least in (("finder", 3), ("box", 1))}
-    in_scratch = scratch is not None and device.type == "cpu"
+    in_scratch = scratch is not None and _rows.numpy_kernels(device)
     outside = scratch.get("not_structure", (batch, n), np.bool_) if in_scratch else None
     not_structure = np.less(pixel_class.cpu().numpy(), 2, out=outside).view(np.uint8).reshape(prt.shape)
     out = scratch.get("distance", tuple(prt.shape), np.float32) if in_scratch else None

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from cambench_qr.metrics import _rows
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.prepared import (
     POINTING_REGIONS,
@@ -73,7 +74,7 @@ def _scored_map(flat: torch.Tensor, normalize: str, signed: bool, first_index: i
     are numbered from ``first_index``)."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    if flat.device.type == "cpu" and not flat.requires_grad:  # both propagate NaN; numpy's are faster
+    if _rows.numpy_kernels(flat.device) and not flat.requires_grad:  # both propagate NaN; numpy's are faster
         lo, hi = torch.from_numpy(flat.numpy().min(1)), torch.from_numpy(flat.numpy().max(1))
     else:
         lo, hi = flat.amin(1), flat.amax(1)
@@ -130,7 +131,7 @@ def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool
     non-negative float32 values order like their bit patterns; subtracting 2**31 keeps the order in
     int32. On the CPU numpy sorts (a SIMD sort, several times faster than torch.sort), elsewhere torch."""
     if use_numpy is None:
-        use_numpy = w_unit.device.type == "cpu"
+        use_numpy = _rows.numpy_kernels(w_unit.device)
     if not use_numpy:
         keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
         return torch.sort(keys.int(), dim=1).values
@@ -155,7 +156,7 @@ def class_steps(keys: torch.Tensor, use_numpy: bool | None = None) -> tuple[torc
     their keys differ in the class bits only (key XOR key in 1..3). numpy on the CPU (its flatnonzero is
     several times faster than torch.nonzero), torch elsewhere."""
     if use_numpy is None:
-        use_numpy = keys.device.type == "cpu"
+        use_numpy = _rows.numpy_kernels(keys.device)
     if not use_numpy:
         differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
         return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
@@ -198,7 +199,7 @@ def _key_ready(w: torch.Tensor, w_max: torch.Tensor, scratch: Scratch) -> torch.
 
 def _scratch_like(x: torch.Tensor, scratch: Scratch, name: str) -> torch.Tensor | None:
     """A tensor of x's shape and dtype in ``scratch`` on the CPU; None (a new tensor) elsewhere."""
-    if x.device.type != "cpu":
+    if not _rows.numpy_kernels(x.device):
         return None
     return torch.from_numpy(scratch.get(name, tuple(x.shape), torch.empty(0, dtype=x.dtype).numpy().dtype))
 
@@ -241,7 +242,7 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
     the CPU all per-pixel work of a row is done before the next row's (the row stays in cache, the
     row's temporaries are reused, and the other chunk thread runs while this one is in a GIL-free
     pass), elsewhere by whole-batch torch ops."""
-    if w.device.type != "cpu":
+    if not _rows.numpy_kernels(w.device):
         keys = sorted_keys(w_unit, prepared.pixel_class)
         return (_Ranked(keys, block, _block_sums(keys, block)), run_sums(w, prepared.run_start),
                 (w * prepared.distance).sum(1))
