@@ -89,11 +89,11 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
         raise ValueError(f"cannot write to {out}: {exc.strerror or exc}") from None
     try:
         with _progress_bars(enabled=not quiet):
-            split_sizes, figure_rows = {}, []
-            for split, ds in _generate_splits(config, sizes, seed, image_size, num_proc, row_fn,
-                                              staging / "cache").items():
-                split_sizes[split] = (len(ds), _write_parquet(ds, staging / "data" / config, split))
-                figure_rows = _figure_rows(ds) or figure_rows
+            splits = _generate_splits(config, sizes, seed, image_size, num_proc, row_fn, staging / "cache")
+            split_sizes = {split: (len(ds), _write_parquet(ds, staging / "data" / config, split))
+                           for split, ds in splits.items()}
+            # the figure shows rows of the last split that has any (test, unless it is empty)
+            figure_rows = next(filter(None, map(_figure_rows, reversed(list(splits.values())))), [])
         (staging / "figures").mkdir()
         _write_png(staging / "figures" / f"{config}.png", sample_figure(figure_rows))
         download_size = sum(f.stat().st_size for f in (staging / "data" / config).iterdir())
