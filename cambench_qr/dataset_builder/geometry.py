@@ -165,22 +165,20 @@ def bch_format_bits(ecc: str, mask_pattern: int) -> int:
     return (data << 10 | rem) ^ 0x5412
 
 
-def mask_grid(mask_pattern: int, n: int) -> np.ndarray:
-    """The N x N boolean data mask of ``mask_pattern`` (ISO/IEC 18004 Table 10; i = row, j = column)."""
+def mask_grids(n: int) -> np.ndarray:
+    """The eight N x N boolean data masks, (8, N, N), mask pattern k at [k] (ISO/IEC 18004 Table 10;
+    i = row, j = column)."""
     i, j = np.indices((n, n))
-    conditions = (
+    return np.stack((
         (i + j) % 2 == 0, i % 2 == 0, j % 3 == 0, (i + j) % 3 == 0,
         (i // 2 + j // 3) % 2 == 0, (i * j) % 2 + (i * j) % 3 == 0,
         ((i * j) % 2 + (i * j) % 3) % 2 == 0, ((i + j) % 2 + (i * j) % 3) % 2 == 0,
-    )
-    return conditions[mask_pattern]
+    ))
 
 
 @cache
 def _mask_stack(version: int) -> np.ndarray:
-    n = symbol_size(version)
-    data = part_map(version) == DATA
-    stack = np.stack([mask_grid(k, n) & data for k in range(8)])
+    stack = mask_grids(symbol_size(version)) & (part_map(version) == DATA)
     stack.flags.writeable = False
     return stack
 
@@ -240,8 +238,11 @@ for _power in range(255):
 _GF_EXP[255:] = _GF_EXP[:257]
 
 
+_GF_EXP_LIST, _GF_LOG_LIST = _GF_EXP.tolist(), _GF_LOG.tolist()  # plain ints: fast scalar lookups
+
+
 def _gf_mul(a: int, b: int) -> int:
-    return 0 if a == 0 or b == 0 else int(_GF_EXP[_GF_LOG[a] + _GF_LOG[b]])
+    return 0 if a == 0 or b == 0 else _GF_EXP_LIST[_GF_LOG_LIST[a] + _GF_LOG_LIST[b]]
 
 
 @cache
@@ -253,7 +254,7 @@ def _parity_rows(data_count: int, ec_count: int) -> np.ndarray:
     for j in range(ec_count):
         nxt = generator + [0]
         for k, coef in enumerate(generator):
-            nxt[k + 1] ^= _gf_mul(coef, int(_GF_EXP[j]))
+            nxt[k + 1] ^= _gf_mul(coef, _GF_EXP_LIST[j])
         generator = nxt
     rows = np.zeros((data_count, ec_count), np.int64)
     remainder = list(generator[1:])  # x^ec_count mod g
@@ -353,14 +354,14 @@ def _placement(version: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the data modules in bit order: two-column strips from the right edge, upward then
     downward in turn, skipping the vertical timing column (ISO/IEC 18004 7.7.3)."""
     n = symbol_size(version)
-    free = part_map(version) == DATA
+    free = (part_map(version) == DATA).tolist()
     rows, cols = [], []
     upward = True
     for right in range(n - 1, 0, -2):
         right = right - 1 if right <= 6 else right
         for r in (range(n - 1, -1, -1) if upward else range(n)):
             for c in (right, right - 1):
-                if free[r, c]:
+                if free[r][c]:
                     rows.append(r)
                     cols.append(c)
         upward = not upward
