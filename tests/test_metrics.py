@@ -273,29 +273,39 @@ def test_bootstrap_ci_is_seeded_and_shrinks():
     assert large["ci_high"] - large["ci_low"] == pytest.approx(2 * 1.96 / math.sqrt(360), rel=0.2)
 
 
-def test_numpy_and_torch_sort_paths_agree():
+def torch_kernels(monkeypatch) -> None:
+    """Run the batched torch kernels (every device but the CPU) on CPU tensors."""
+    import cambench_qr.metrics._rows as rows_module
+
+    monkeypatch.setattr(rows_module, "numpy_kernels", lambda device: False)
+
+
+def test_numpy_and_torch_sort_paths_agree(monkeypatch):
     sal, parts = random_batch(8, levels=5)
     w_unit = sal / 2  # values in [0, 1)
     classes = torch.randint(0, 4, sal.flatten(1).shape, dtype=torch.uint8)
-    by_numpy = sorted_keys(w_unit.flatten(1), classes, use_numpy=True)
-    by_torch = sorted_keys(w_unit.flatten(1), classes, use_numpy=False)
+    by_numpy = sorted_keys(w_unit.flatten(1), classes)
+    torch_kernels(monkeypatch)
+    by_torch = sorted_keys(w_unit.flatten(1), classes)
     assert torch.equal(by_numpy, by_torch)
     bits = ((by_torch.long() + 2**31) >> 2).int()
     assert torch.equal(bits.view(torch.float32), torch.sort(w_unit.flatten(1), dim=1).values)
 
 
-def test_class_steps_find_equal_values_of_different_classes():
+def test_class_steps_find_equal_values_of_different_classes(monkeypatch):
     sal, _ = random_batch(9, levels=3)
     classes = torch.randint(0, 4, sal.flatten(1).shape, dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(9))
     k = sorted_keys((sal / 2).flatten(1), classes).long()
     expected = ((k[:, 1:] >> 2) == (k[:, :-1] >> 2)) & ((k[:, 1:] & 3) != (k[:, :-1] & 3))
     assert expected.any() and not expected.all()
-    for use_numpy in (True, False):
-        row, col = class_steps(k.int(), use_numpy=use_numpy)
+    for kernels in ("numpy", "torch"):
+        if kernels == "torch":
+            torch_kernels(monkeypatch)
+        row, col = class_steps(k.int())
         found = torch.zeros_like(expected)
         found[row, col] = True
-        assert torch.equal(found, expected), use_numpy
+        assert torch.equal(found, expected), kernels
 
 
 def test_large_and_wide_maps_against_references():
@@ -396,8 +406,6 @@ def test_batched_torch_kernels_give_the_cpu_kernels_numbers(monkeypatch, mask_mo
     """The batched torch kernels (every device but the CPU) run here on CPU tensors: same scores as the
     numpy/OpenCV row kernels, on tied maps over random part maps and on CAM-like maps over a rendered
     symbol (long runs of equal part ids)."""
-    import cambench_qr.metrics._rows as rows_module
-
     sal, parts = random_batch(13, batch=5, levels=5)
     symbol = torch.from_numpy(np.kron(np.pad(qr_module_parts(), 4, constant_values=QUIET_ZONE),
                                       np.ones((3, 3), np.uint8)))[None].repeat(3, 1, 1)
@@ -406,7 +414,7 @@ def test_batched_torch_kernels_give_the_cpu_kernels_numbers(monkeypatch, mask_mo
     cases = [(sal, parts), (cam, symbol)]
     kwargs = {"mask_mode": mask_mode, "module_px": 3.0, "pointing_tolerance": tolerance}
     on_cpu = [structure_scores(s, p, **kwargs) for s, p in cases]
-    monkeypatch.setattr(rows_module, "numpy_kernels", lambda device: False)
+    torch_kernels(monkeypatch)
     on_torch = [structure_scores(s, p, **kwargs) for s, p in cases]
     for cpu, batched in zip(on_cpu, on_torch, strict=True):
         assert cpu.keys() == batched.keys()

@@ -123,16 +123,14 @@ def _nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
 _KEY_OFFSET = 1 << 31  # keys are stored as int32: the uint32 key minus 2**31 (same order)
 
 
-def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor, use_numpy: bool | None = None
-                ) -> torch.Tensor:
+def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
     """Row-wise ascending sort of ``key = ((float32 bits of w_unit) << 2 | pixel_class) - 2**31`` (int32).
 
     ``w_unit`` must lie in [0, 1): its bits are then below 2**30, the unsigned key below 2**32, and
     non-negative float32 values order like their bit patterns; subtracting 2**31 keeps the order in
-    int32. On the CPU numpy sorts (a SIMD sort, several times faster than torch.sort), elsewhere torch."""
-    if use_numpy is None:
-        use_numpy = _rows.numpy_kernels(w_unit.device)
-    if not use_numpy:
+    int32. On the CPU numpy sorts (a SIMD sort, several times faster than torch.sort), elsewhere torch
+    (``_rows.numpy_kernels``)."""
+    if not _rows.numpy_kernels(w_unit.device):
         keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
         return torch.sort(keys.int(), dim=1).values
     bits = w_unit.contiguous().numpy().view(np.uint32)
@@ -151,13 +149,11 @@ def _sort_row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> No
     out.view(np.int32).sort()
 
 
-def class_steps(keys: torch.Tensor, use_numpy: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def class_steps(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(row, col)`` of the sorted neighbours ``col, col + 1`` with equal values and different classes:
     their keys differ in the class bits only (key XOR key in 1..3). numpy on the CPU (its flatnonzero is
-    several times faster than torch.nonzero), torch elsewhere."""
-    if use_numpy is None:
-        use_numpy = _rows.numpy_kernels(keys.device)
-    if not use_numpy:
+    several times faster than torch.nonzero), torch elsewhere (``_rows.numpy_kernels``)."""
+    if not _rows.numpy_kernels(keys.device):
         differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
         return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
     scratch = Scratch()
