@@ -3,6 +3,7 @@ except numpy's sort: 2.4 holds it, so two threads sorting take as long as one so
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,20 +52,23 @@ class Scratch:
     def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """An uninitialised C-contiguous array ``shape``/``dtype`` held under ``name`` (grown as needed;
         the previous contents of ``name`` are given up)."""
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         held = self._arrays.get(name)
         if held is None or held.nbytes < nbytes:
             held = self._arrays[name] = np.empty(nbytes, np.uint8)
         return held[:nbytes].view(dtype).reshape(shape)
 
 
-def map_row_chunks(fn: Callable[[slice, Scratch], T], batch: int, rows: int) -> list[T]:
+def map_row_chunks(fn: Callable[[slice, Scratch], T], batch: int, most_rows: int) -> list[T]:
     """``[fn(slice(i, i + rows), scratch) for i in range(0, batch, rows)]``, the chunks spread over up
     to ``torch.get_num_threads()`` threads (each chunk whole in one thread; its own for_row_chunks
-    calls then run serially), ``scratch`` the calling thread's ``Scratch`` for this call. An exception
-    of the first failing chunk is raised."""
+    calls then run serially), ``scratch`` the calling thread's ``Scratch`` for this call. ``rows`` is
+    ``most_rows``, or fewer so that every thread gets a chunk. An exception of the first failing chunk
+    is raised."""
+    threads = _threads()
+    rows = max(1, min(most_rows, -(-batch // threads)))
     chunks = [slice(i, min(i + rows, batch)) for i in range(0, batch, rows)]
-    workers = min(_threads(), len(chunks))
+    workers = min(threads, len(chunks))
     if workers <= 1:
         scratch = Scratch()
         return [fn(rows, scratch) for rows in chunks]

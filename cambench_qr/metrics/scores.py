@@ -8,7 +8,6 @@ Every score is a (B,) tensor; each one's formula and direction is in ``SCORES``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import cv2
@@ -28,7 +27,7 @@ from cambench_qr.metrics.prepared import (
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 NORMALIZATIONS = ("sum", "minmax")
-CHUNK_ROWS = 64  # maps per chunk: chunks run on torch.get_num_threads() threads, memory stays bounded
+CHUNK_ROWS = 128  # most maps per chunk: chunks run on torch.get_num_threads() threads, memory stays bounded
 AUC_QUANTILES = torch.linspace(0.0, 0.99, 31, dtype=torch.float64)  # the paper's 31 thresholds
 
 # name -> (formula, direction). "higher"/"lower" is better; "-" is descriptive.
@@ -157,14 +156,27 @@ def class_steps(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
         return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
     scratch = Scratch()
-    return _by_row([(_row_steps(row, scratch),) for row in keys.numpy().view(np.uint32)])
+    rows = keys.numpy().view(np.uint32)
+    return _by_row([(_row_steps(row, _low_byte(row, scratch), scratch),) for row in rows])
 
 
-def _row_steps(keys: np.ndarray, scratch: Scratch) -> np.ndarray:
-    """``class_steps`` columns of one sorted uint32 key row (temporaries in ``scratch``)."""
-    differ = np.bitwise_xor(keys[1:], keys[:-1], out=scratch.get("differ", (len(keys) - 1,), np.uint32))
-    np.subtract(differ, 1, out=differ)  # 1..3 -> 0..2; 0 (same key) wraps to 2**32 - 1
-    return np.flatnonzero(np.less(differ, 3, out=scratch.get("step", differ.shape, np.bool_)))
+def _low_byte(keys: np.ndarray, scratch: Scratch) -> np.ndarray:
+    """The low byte of each uint32 key of a row, ``(6 low bits of the value's bits) << 2 | class``
+    (into ``scratch``)."""
+    low = scratch.get("low_byte", keys.shape, np.uint8)
+    np.copyto(low, keys, casting="unsafe")
+    return low
+
+
+def _row_steps(keys: np.ndarray, low: np.ndarray, scratch: Scratch) -> np.ndarray:
+    """``class_steps`` columns of one sorted uint32 key row whose low bytes are ``low`` (temporaries in
+    ``scratch``). Equal values have equal low bytes but for the class bits, so the uint8 test
+    ``low XOR low' in 1..3`` finds every step (and a few neighbours whose values differ above the
+    low byte: the full keys weed those out)."""
+    differ = np.bitwise_xor(low[1:], low[:-1], out=scratch.get("differ", (len(low) - 1,), np.uint8))
+    np.subtract(differ, 1, out=differ)  # 1..3 -> 0..2; 0 (same low byte) wraps to 255
+    maybe = np.flatnonzero(np.less(differ, 3, out=scratch.get("step", differ.shape, np.bool_)))
+    return maybe[(keys[maybe + 1] ^ keys[maybe]) < 4]
 
 
 def _by_row(per_row: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
@@ -210,7 +222,6 @@ _FIELD = {"box": 0, "structure": 1, "finder": 2}
 _PACKED_CLASS = torch.tensor([0, 1, 1 + 2**11, 1 + 2**11 + 2**22], dtype=torch.float64)
 # The same for every low key byte (its 2 low bits are the class), as an OpenCV lookup table.
 _PACKED_BYTE = _PACKED_CLASS[torch.arange(256) & 3].numpy()
-_LOW_BYTE = 0 if sys.byteorder == "little" else 3  # of an int32 key in memory
 
 
 def _block_length(n: int) -> int:
@@ -234,14 +245,15 @@ def _block_sums(keys: torch.Tensor, block: int) -> torch.Tensor:
 def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, block: int, scratch: Scratch
               ) -> tuple[_Ranked, torch.Tensor, torch.Tensor]:
     """``(ranked, run_sums, weighted_distance)``: the sorted keys of ``w_unit`` with their block sums and
-    class steps, ``run_sums(w, prepared.run_start)`` and the float32 row sums of ``w * distance``. On
+    class steps, ``run_sums(w, prepared.run_start)`` and the row sums of ``w * distance`` (float32 sums
+    over each block of ``block`` pixels, added up in float64: relative error ~1e-9). On
     the CPU all per-pixel work of a row is done before the next row's (the row stays in cache, the
     row's temporaries are reused, and the other chunk thread runs while this one is in a GIL-free
     pass), elsewhere by whole-batch torch ops."""
     if not _rows.numpy_kernels(w.device):
         keys = sorted_keys(w_unit, prepared.pixel_class)
-        return (_Ranked(keys, block, _block_sums(keys, block)), run_sums(w, prepared.run_start),
-                (w * prepared.distance).sum(1))
+        weighted = (w * prepared.distance).view(w.shape[0], -1, block).sum(-1).sum(-1, dtype=torch.float64)
+        return _Ranked(keys, block, _block_sums(keys, block)), run_sums(w, prepared.run_start), weighted
     batch, n = w.shape
     values, bits = w.numpy(), w_unit.numpy().view(np.uint32)
     classes = prepared.pixel_class.numpy()
@@ -249,9 +261,8 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
     keys = scratch.get("keys", (batch, n), np.uint32)
     sums = np.empty((batch, n // block, 2))
     totals = np.empty(len(run_start))
+    weighted_blocks = np.empty((batch, n // block), np.float32)
     distance = prepared.distance.numpy()
-    product = scratch.get("product", (batch, n), np.float32)
-    low = scratch.get("low_byte", (n,), np.uint8)
     packed = scratch.get("packed", (n // block, block), np.float64)
     weights = _block_weights(block, w.device).numpy()
     ties = []
@@ -259,18 +270,19 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
         first, last = row_runs[row], row_runs[row + 1]
         runs = run_start[first:last] - row * n
         np.add.reduceat(values[row], runs, dtype=np.float64, out=totals[first:last])
-        np.multiply(values[row], distance[row], out=product[row])
+        np.einsum("ij,ij->i", values[row].reshape(-1, block), distance[row].reshape(-1, block),
+                  out=weighted_blocks[row])
         _sort_row_keys(bits[row], classes[row], keys[row])
-        np.copyto(low, keys[row].view(np.uint8)[_LOW_BYTE::4])
+        low = _low_byte(keys[row], scratch)
         cv2.LUT(low, _PACKED_BYTE, dst=packed.reshape(-1))
         np.matmul(packed, weights, out=sums[row])
-        col = _row_steps(keys[row], scratch)
+        col = _row_steps(keys[row], low, scratch)
         signed = keys[row].view(np.int32)
         tied = signed[col + 1] & -4  # the tied value's key with class 0: its run is [start, end)
         ties.append((col, np.searchsorted(signed, tied, "left"), np.searchsorted(signed, tied + 3, "right")))
     ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums), _by_row(ties))
-    # The rows of (w * distance).sum(1) (torch's float32 cascade sums: relative error ~1e-7).
-    return ranked, torch.from_numpy(totals), torch.from_numpy(product).sum(1)
+    weighted = torch.from_numpy(weighted_blocks.sum(1, dtype=np.float64))
+    return ranked, torch.from_numpy(totals), weighted
 
 
 class _Ranked:
@@ -536,7 +548,7 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
 
     # Distance to structure: exact EDT, saliency-weighted, over the diagonal and in module pitches.
     no_structure = area_px["structure"] == 0
-    mean_dist = weighted_distance.double() / total
+    mean_dist = weighted_distance / total
     chance_dist = prepared.mean_distance
     diagonal = float(np.hypot(height, width))
     out["dts"] = _nan_where(mean_dist / diagonal, no_structure)
