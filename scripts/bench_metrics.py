@@ -1,6 +1,6 @@
 """Benchmark: the full structure-metric suite vs Quantus's RelevanceMassAccuracy, same data, same run.
 
-Data: B part-label maps of real `standard` test rows (224x224, QR codes on backgrounds with quiet
+Data: B distinct part-label maps of real `standard` test rows (224x224, QR codes on backgrounds with quiet
 zones), and CAM-like saliency: random 7x7 maps upsampled bilinearly to 224x224 (as a ResNet CAM is).
 Both tools score the same maps against the same masks on the CPU; Quantus gets the finder mask (its
 metric takes one binary mask per sample) and its RelevanceMassAccuracy must equal our `fmr`.
@@ -23,15 +23,20 @@ import torch.nn.functional as F
 
 
 def make_data(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(saliency, parts): CAM-like maps and the part maps of the first QR rows of `standard`/test."""
+    """(saliency, parts): CAM-like maps and the part maps of the first ``batch`` QR rows of
+    `standard`/test (all distinct)."""
     from cambench_qr.dataset_builder import generate_row
 
-    distinct = min(batch, 32)  # rendering is not what is timed: reuse 32 part maps
-    rows = [generate_row("standard", "test", 2 * i, seed, size) for i in range(4 * distinct)]
-    maps = [r["parts"] for r in rows if r["label"] == 1][:distinct]
-    if len(maps) < distinct:
-        raise RuntimeError(f"found only {len(maps)} QR rows among {len(rows)}")
-    parts = torch.from_numpy(np.stack([maps[i % distinct] for i in range(batch)]))
+    maps = []
+    for index in range(8 * batch):
+        row = generate_row("standard", "test", index, seed, size)
+        if row["label"] == 1:
+            maps.append(row["parts"])
+        if len(maps) == batch:
+            break
+    else:
+        raise RuntimeError(f"found only {len(maps)} QR rows among {8 * batch}")
+    parts = torch.from_numpy(np.stack(maps))
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand(batch, 1, 7, 7, generator=g) ** 2
     saliency = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
