@@ -73,3 +73,44 @@ def test_add_batch_with_pil_parts_and_mixed_sizes(metric):
         metric.compute(saliency=maps, parts=[parts[0], parts[1][:4]])
     with pytest.raises(ValueError, match="non-finite"):
         metric.compute(saliency=[np.full((3, 3), np.nan, np.float32)], parts=[np.zeros((3, 3), np.uint8)])
+
+
+def test_space_app_scores_uploaded_images(monkeypatch):
+    """app.py (the Space demo) run against a stand-in `gradio` (not a dependency): its interface is built
+    on ``score``, which gives the core's numbers for an uploaded pair (a saliency image of another size
+    is resized to the part map) and turns bad input into a ``gr.Error``."""
+    import importlib.util
+    import sys
+    import types
+
+    built = {}
+    gradio = types.ModuleType("gradio")
+    gradio.Error = type("Error", (Exception,), {})
+    gradio.Interface = lambda **kwargs: built.update(kwargs) or types.SimpleNamespace(launch=None)
+    for widget in ("Image", "Number", "Radio", "Dataframe"):
+        setattr(gradio, widget, lambda *args, **kwargs: (args, kwargs))
+    monkeypatch.setitem(sys.modules, "gradio", gradio)
+    spec = importlib.util.spec_from_file_location("cambench_structure_app", MODULE / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert built["fn"] is app.score and len(built["inputs"]) == 5
+
+    parts = np.kron(PARTS_4[0], np.ones((4, 4), np.uint8))
+    saliency = np.kron(SAL_4[0], np.ones((4, 4), np.float32)) * 60
+    upload, part_image = Image.fromarray(saliency.astype(np.uint8)), Image.fromarray(parts)
+    for pitch in (0, 4.0):  # 0: unknown pitch (dts_modules NaN)
+        rows = app.score(upload, part_image, pitch, "sum", "standard")
+        core = metrics.summarize(saliency[None], parts[None], module_px=pitch or None)
+        assert [r[0] for r in rows] == list(app.HEADLINE)
+        for name, value, chance in rows:
+            assert value == pytest.approx(core[name], abs=1e-4, nan_ok=True), name
+            assert chance == pytest.approx(core[f"chance_{name}"], abs=1e-4, nan_ok=True), name
+        assert math.isnan(rows[app.HEADLINE.index("dts_modules")][1]) == (pitch == 0)
+    half = upload.resize((8, 8), Image.NEAREST)
+    resized = np.asarray(half.resize((16, 16), Image.BILINEAR), np.float32)  # what app.py does to it
+    expected = metrics.summarize(resized[None], parts[None])["fmr"]
+    assert app.score(half, part_image, 0, "sum", "standard")[0] == ["fmr", round(expected, 4), 0.25]
+    with pytest.raises(gradio.Error, match="upload"):
+        app.score(None, part_image, 0, "sum", "standard")
+    with pytest.raises(gradio.Error, match="parts sample 0 holds id 18"):
+        app.score(upload, Image.fromarray(parts + 10), 0, "sum", "standard")
