@@ -131,6 +131,24 @@ def test_dts_against_scipy_edt():
         assert float(s["chance_dts"][b]) == pytest.approx(d.mean() / math.hypot(31, 17), rel=1e-6)
 
 
+@pytest.mark.parametrize("shape,density", [((1, 1), 1.0), ((1, 9), 0.2), ((9, 1), 0.2), ((5, 8), 0.1),
+                                           ((64, 47), 0.002), ((40, 40), 0.5), ((33, 70), 0.0)])
+def test_distance_transform_against_scipy(shape, density):
+    """The compiled exact EDT equals scipy's on random masks of every shape class (one pixel, one row,
+    one column, sparse, dense), a mask with one pixel in a corner, and an empty mask (inf)."""
+    g = torch.Generator().manual_seed(shape[0] * 100 + shape[1])
+    mask = torch.rand(4, *shape, generator=g) < density
+    mask[1] = False
+    mask[1, -1, 0] = True  # a single pixel: distances up to the far corner
+    d = distance_to(mask)
+    for b in range(len(mask)):
+        if not mask[b].any():
+            assert torch.isinf(d[b]).all()
+            continue
+        expected = ndi.distance_transform_edt(~mask[b].numpy())
+        np.testing.assert_allclose(d[b].numpy(), expected, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("levels", [None, 3])
 def test_roc_auc_against_sklearn(levels):
     sal, parts = random_batch(4, levels=levels)

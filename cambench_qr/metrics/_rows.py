@@ -1,5 +1,5 @@
-"""Run numpy/OpenCV/torch work over chunks of batch rows on a few threads (their kernels release the GIL,
-except numpy's sort: 2.4 holds it, so two threads sorting take as long as one sorting twice)."""
+"""Run numpy/OpenCV/numba/torch work over chunks of batch rows on a few threads (their kernels release
+the GIL; numpy's row sort scales worst: 1.4-1.6x on 2 threads here)."""
 
 from __future__ import annotations
 
@@ -76,10 +76,17 @@ def map_row_chunks(fn: Callable[[slice, Scratch], T], batch: int, most_rows: int
 
     def run(rows: slice) -> T:
         _worker.active = True
+        # The chunks are the parallelism: a chunk's torch ops run on its own thread. (With torch's
+        # OpenMP team in each chunk thread, the teams' idle threads spin-wait between ops and take the
+        # core the other chunk needs: 1.4x the wall time here.)
+        torch.set_num_threads(1)
         try:
             return fn(rows, scratches.setdefault(threading.get_ident(), Scratch()))
         finally:
             _worker.active = False
 
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(run, chunks))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(run, chunks))
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting (also what new threads start with)

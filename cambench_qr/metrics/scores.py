@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from cambench_qr.metrics import _rows
+from cambench_qr.metrics import _rows, cpu_kernels
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.prepared import (
     POINTING_REGIONS,
@@ -141,42 +141,33 @@ def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor
 
 
 def _sort_row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
-    """``sorted_keys`` of one row: uint32 ``bits`` and uint8 ``classes`` into the uint32 row ``out``."""
-    np.left_shift(bits, 2, out=out)
-    np.bitwise_or(out, classes, out=out)
-    np.bitwise_xor(out, np.uint32(_KEY_OFFSET), out=out)  # = u - 2**31 read as int32
+    """``sorted_keys`` of one row: uint32 ``bits`` and uint8 ``classes`` into the uint32 row ``out``
+    (u XOR 2**31 = u - 2**31 read as int32)."""
+    cpu_kernels.row_keys(bits, classes, out)
     out.view(np.int32).sort()
 
 
 def class_steps(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(row, col)`` of the sorted neighbours ``col, col + 1`` with equal values and different classes:
-    their keys differ in the class bits only (key XOR key in 1..3). numpy on the CPU (its flatnonzero is
-    several times faster than torch.nonzero), torch elsewhere (``_rows.numpy_kernels``)."""
+    their keys differ in the class bits only (key XOR key in 1..3). A compiled scan per row on the CPU,
+    torch elsewhere (``_rows.numpy_kernels``)."""
     if not _rows.numpy_kernels(keys.device):
         differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
         return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
-    scratch = Scratch()
-    rows = keys.numpy().view(np.uint32)
-    return _by_row([(_row_steps(row, _low_byte(row, scratch), scratch),) for row in rows])
+    found = _TieScan(keys.shape[1])
+    return _by_row([found.row(row)[:1] for row in keys.numpy().view(np.uint32)])
 
 
-def _low_byte(keys: np.ndarray, scratch: Scratch) -> np.ndarray:
-    """The low byte of each uint32 key of a row, ``(6 low bits of the value's bits) << 2 | class``
-    (into ``scratch``)."""
-    low = scratch.get("low_byte", keys.shape, np.uint8)
-    np.copyto(low, keys, casting="unsafe")
-    return low
+class _TieScan:
+    """``cpu_kernels.row_ties`` of sorted key rows of n keys, into buffers reused from row to row."""
 
+    def __init__(self, n: int):
+        self.col, self.start, self.end = (np.empty(max(n - 1, 0), np.int64) for _ in range(3))
 
-def _row_steps(keys: np.ndarray, low: np.ndarray, scratch: Scratch) -> np.ndarray:
-    """``class_steps`` columns of one sorted uint32 key row whose low bytes are ``low`` (temporaries in
-    ``scratch``). Equal values have equal low bytes but for the class bits, so the uint8 test
-    ``low XOR low' in 1..3`` finds every step (and a few neighbours whose values differ above the
-    low byte: the full keys weed those out)."""
-    differ = np.bitwise_xor(low[1:], low[:-1], out=scratch.get("differ", (len(low) - 1,), np.uint8))
-    np.subtract(differ, 1, out=differ)  # 1..3 -> 0..2; 0 (same low byte) wraps to 255
-    maybe = np.flatnonzero(np.less(differ, 3, out=scratch.get("step", differ.shape, np.bool_)))
-    return maybe[(keys[maybe + 1] ^ keys[maybe]) < 4]
+    def row(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(col, start, end)`` of one sorted uint32 key row (copies)."""
+        found = cpu_kernels.row_ties(keys, self.col, self.start, self.end)
+        return self.col[:found].copy(), self.start[:found].copy(), self.end[:found].copy()
 
 
 def _by_row(per_row: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
@@ -246,10 +237,10 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
               ) -> tuple[_Ranked, torch.Tensor, torch.Tensor]:
     """``(ranked, run_sums, weighted_distance)``: the sorted keys of ``w_unit`` with their block sums and
     class steps, ``run_sums(w, prepared.run_start)`` and the row sums of ``w * distance`` (float32 sums
-    over each block of ``block`` pixels, added up in float64: relative error ~1e-9). On
-    the CPU all per-pixel work of a row is done before the next row's (the row stays in cache, the
-    row's temporaries are reused, and the other chunk thread runs while this one is in a GIL-free
-    pass), elsewhere by whole-batch torch ops."""
+    over each block of ``block`` pixels, added up in float64: relative error ~1e-9). On the CPU all
+    per-pixel work of a row is done before the next row's (the row stays in cache, the row's
+    temporaries are reused, and the other chunk thread runs while this one is in a GIL-free pass),
+    elsewhere by whole-batch torch ops."""
     if not _rows.numpy_kernels(w.device):
         keys = sorted_keys(w_unit, prepared.pixel_class)
         weighted = (w * prepared.distance).view(w.shape[0], -1, block).sum(-1).sum(-1, dtype=torch.float64)
@@ -258,13 +249,15 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
     values, bits = w.numpy(), w_unit.numpy().view(np.uint32)
     classes = prepared.pixel_class.numpy()
     run_start, row_runs = prepared.run_start.numpy(), prepared.row_runs.numpy()
+    distance = prepared.distance.numpy()
     keys = scratch.get("keys", (batch, n), np.uint32)
     sums = np.empty((batch, n // block, 2))
     totals = np.empty(len(run_start))
     weighted_blocks = np.empty((batch, n // block), np.float32)
-    distance = prepared.distance.numpy()
+    low = scratch.get("low_byte", (n,), np.uint8)
     packed = scratch.get("packed", (n // block, block), np.float64)
     weights = _block_weights(block, w.device).numpy()
+    scan = _TieScan(n)
     ties = []
     for row in range(batch):
         first, last = row_runs[row], row_runs[row + 1]
@@ -273,13 +266,10 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, bl
         np.einsum("ij,ij->i", values[row].reshape(-1, block), distance[row].reshape(-1, block),
                   out=weighted_blocks[row])
         _sort_row_keys(bits[row], classes[row], keys[row])
-        low = _low_byte(keys[row], scratch)
+        np.copyto(low, keys[row], casting="unsafe")  # the low byte: its 2 low bits are the class
         cv2.LUT(low, _PACKED_BYTE, dst=packed.reshape(-1))
         np.matmul(packed, weights, out=sums[row])
-        col = _row_steps(keys[row], low, scratch)
-        signed = keys[row].view(np.int32)
-        tied = signed[col + 1] & -4  # the tied value's key with class 0: its run is [start, end)
-        ties.append((col, np.searchsorted(signed, tied, "left"), np.searchsorted(signed, tied + 3, "right")))
+        ties.append(scan.row(keys[row]))
     ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums), _by_row(ties))
     weighted = torch.from_numpy(weighted_blocks.sum(1, dtype=np.float64))
     return ranked, torch.from_numpy(totals), weighted
