@@ -15,29 +15,31 @@ _KEY_SIGN = np.uint32(1 << 31)
 
 
 @njit(nogil=True, cache=True)
-def exact_distance(not_mask: np.ndarray, out: np.ndarray) -> None:
-    """Exact Euclidean distance from every nonzero pixel of each (H, W) image of ``not_mask`` (uint8,
-    (B, H, W)) to its nearest zero pixel, into float32 ``out`` (1e20 where an image has no zero).
+def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.ndarray) -> None:
+    """Exact Euclidean distance from every pixel of each (H, W) image of ``labels`` (uint8, (B, H, W))
+    to the nearest pixel labelled ``least`` or more (a target), into float32 ``out`` (1e20 in an image
+    without targets), and each image's float64 sum of distances into ``totals``.
 
-    Felzenszwalb & Huttenlocher (2012): per column the distance g to the nearest zero in that column,
+    Felzenszwalb & Huttenlocher (2012): per column the distance g to the nearest target in that column,
     then per row d(x)^2 = min_q (x - q)^2 + g(q)^2, the lower envelope of the parabolas of the columns
-    that hold a zero, read off left to right."""
-    batch, height, width = not_mask.shape
+    that hold a target, read off left to right."""
+    batch, height, width = labels.shape
     far = height + width  # more than any in-column distance
     g = np.empty((height, width), np.int64)
     parabola = np.empty(width, np.int64)  # column of the k-th parabola of the envelope
     bound = np.empty(width + 1, np.float64)  # the k-th parabola is lowest on [bound[k], bound[k + 1]]
     f = np.empty(width, np.float64)  # g(q)^2
     for b in range(batch):
-        image = not_mask[b]
+        image = labels[b]
         for x in range(width):
-            g[0, x] = 0 if image[0, x] == 0 else far
+            g[0, x] = 0 if image[0, x] >= least else far
         for y in range(1, height):
             for x in range(width):
-                g[y, x] = 0 if image[y, x] == 0 else g[y - 1, x] + 1
+                g[y, x] = 0 if image[y, x] >= least else g[y - 1, x] + 1
         for y in range(height - 2, -1, -1):
             for x in range(width):
                 g[y, x] = min(g[y, x], g[y + 1, x] + 1)
+        total = 0.0
         for y in range(height):
             k = -1
             for q in range(width):
@@ -58,6 +60,7 @@ def exact_distance(not_mask: np.ndarray, out: np.ndarray) -> None:
             row = out[b, y]
             if k < 0:
                 row[:] = np.float32(1e20)
+                total += 1e20 * width
                 continue
             k = 0
             for x in range(width):
@@ -65,6 +68,8 @@ def exact_distance(not_mask: np.ndarray, out: np.ndarray) -> None:
                     k += 1
                 p = parabola[k]
                 row[x] = np.float32(np.sqrt((x - p) * (x - p) + f[p]))
+                total += row[x]
+        totals[b] = total
 
 
 @njit(nogil=True, cache=True)

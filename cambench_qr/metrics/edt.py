@@ -22,21 +22,24 @@ from cambench_qr.metrics.cpu_kernels import exact_distance
 
 def distance_to(mask: torch.Tensor) -> torch.Tensor:
     """Exact distance (float32, pixels) from every pixel to the nearest True pixel of each (H, W) mask."""
-    dist = torch.from_numpy(distance_outside((~mask).contiguous().view(torch.uint8).cpu().numpy()))
+    dist = torch.from_numpy(distance_to_labels(mask.contiguous().view(torch.uint8).cpu().numpy(), 1)[0])
     dist = dist.to(mask.device)
     empty = (~mask.flatten(1).any(1)).nonzero()[:, 0]
     dist[empty] = float("inf")  # (indexing the few empty rows, not masking every pixel)
     return dist
 
 
-def distance_outside(not_mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Exact distance (float32) from every nonzero pixel of (B, H, W) uint8 ``not_mask`` to its nearest
-    zero pixel; undefined (a large number) on a map without zeros. Written into ``out`` when given."""
-    not_mask = np.ascontiguousarray(not_mask)
-    out = np.empty(not_mask.shape, dtype=np.float32) if out is None else out
+def distance_to_labels(labels: np.ndarray, least: int, out: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(distance, totals)``: the exact distance (float32) from every pixel of (B, H, W) uint8 ``labels``
+    to the nearest pixel labelled ``least`` or more (written into ``out`` when given; undefined, a large
+    number, in an image without such pixels) and each image's float64 sum of it."""
+    labels = np.ascontiguousarray(labels)
+    out = np.empty(labels.shape, dtype=np.float32) if out is None else out
+    totals = np.empty(len(labels))
 
     def transform(rows: slice) -> None:
-        exact_distance(not_mask[rows], out[rows])
+        exact_distance(labels[rows], least, out[rows], totals[rows])
 
     for_row_chunks(transform, len(out), out[0].size)
-    return out
+    return out, totals

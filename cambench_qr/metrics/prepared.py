@@ -15,7 +15,7 @@ import torch
 
 from cambench_qr.metrics import _rows
 from cambench_qr.metrics._rows import Scratch
-from cambench_qr.metrics.edt import distance_outside, distance_to
+from cambench_qr.metrics.edt import distance_to_labels
 from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
 from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
 
@@ -176,15 +176,17 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     area_px["timing"] = part_px[:, TIMING] if paper_timing is None else paper_timing.sum(1).double()
     area_px["structure"] = area_px["finder"] + area_px["timing"]
     area_px["outside"] = n - area_px["box"]
-    near = {} if pointing_tolerance == 0 else {
-        r: distance_to((pixel_class >= least).view(prt.shape)).view(batch, n) <= pointing_tolerance
-        for r, least in (("finder", 3), ("box", 1))}
+    classes = pixel_class.cpu().numpy().reshape(prt.shape)
+    near = {}  # pixels within the tolerance of class >= least
+    for r, least in (("finder", 3), ("box", 1)) if pointing_tolerance > 0 else ():
+        near[r] = torch.from_numpy(distance_to_labels(classes, least)[0] <= pointing_tolerance)
+        near[r] = near[r].to(device).view(batch, n)
     in_scratch = scratch is not None and _rows.numpy_kernels(device)
-    outside = scratch.get("not_structure", (batch, n), np.bool_) if in_scratch else None
-    not_structure = np.less(pixel_class.cpu().numpy(), 2, out=outside).view(np.uint8).reshape(prt.shape)
     out = scratch.get("distance", tuple(prt.shape), np.float32) if in_scratch else None
-    distance = torch.from_numpy(distance_outside(not_structure, out)).to(device).view(batch, n)
-    distance[(area_px["structure"] == 0).nonzero()[:, 0]] = 0
+    distance, totals = (torch.from_numpy(a) for a in distance_to_labels(classes, 2, out))  # class >= 2
+    distance, no_structure = distance.to(device).view(batch, n), (area_px["structure"] == 0).nonzero()[:, 0]
+    distance[no_structure] = 0
+    mean_distance = totals.to(device) / n
+    mean_distance[no_structure] = 0
     return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, run_start, run_bin, row_runs,
-                         part_px, area_px, pixel_class, paper_timing, near, distance,
-                         distance.sum(1).double() / n)
+                         part_px, area_px, pixel_class, paper_timing, near, distance, mean_distance)
