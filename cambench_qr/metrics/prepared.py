@@ -177,16 +177,18 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     area_px["structure"] = area_px["finder"] + area_px["timing"]
     area_px["outside"] = n - area_px["box"]
     classes = pixel_class.cpu().numpy().reshape(prt.shape)
-    near = {}  # pixels within the tolerance of class >= least
-    for r, least in (("finder", 3), ("box", 1)) if pointing_tolerance > 0 else ():
-        near[r] = torch.from_numpy(distance_to_labels(classes, least)[0] <= pointing_tolerance)
-        near[r] = near[r].to(device).view(batch, n)
+    near = {}  # the pointing regions widened by the tolerance: pixels that close to a class >= least
+    if pointing_tolerance > 0:
+        for r, least in (("finder", 3), ("box", 1)):
+            within = distance_to_labels(classes, least)[0] <= pointing_tolerance
+            near[r] = torch.from_numpy(within).to(device).view(batch, n)
     in_scratch = scratch is not None and _rows.numpy_kernels(device)
     out = scratch.get("distance", tuple(prt.shape), np.float32) if in_scratch else None
-    distance, totals = (torch.from_numpy(a) for a in distance_to_labels(classes, 2, out))  # class >= 2
-    distance, no_structure = distance.to(device).view(batch, n), (area_px["structure"] == 0).nonzero()[:, 0]
+    distance, totals = distance_to_labels(classes, 2, out)  # to the structure: class >= 2
+    no_structure = (area_px["structure"] == 0).nonzero()[:, 0]
+    distance = torch.from_numpy(distance).to(device).view(batch, n)
     distance[no_structure] = 0
-    mean_distance = totals.to(device) / n
+    mean_distance = torch.from_numpy(totals).to(device) / n
     mean_distance[no_structure] = 0
     return PreparedParts(prt.shape, mask_mode, float(pointing_tolerance), px, run_start, run_bin, row_runs,
                          part_px, area_px, pixel_class, paper_timing, near, distance, mean_distance)
