@@ -101,8 +101,8 @@ def main() -> None:
           f"{ms['prep'][1]:.3f} CPU")
     print(f"quantus RelevanceMassAccuracy (one score): {ms_theirs:.3f} ms/sample wall, {cpu_theirs:.3f} CPU")
     print(f"ratio quantus-one-metric / our-full-suite: {ms_theirs / ms_ours:.1f}x cold, "
-          f"{ms_theirs / ms_warm:.1f}x with prepared parts (goal >= 50x); the cold full suite "
-          f"{'meets' if ms_ours <= 0.5 else 'misses'} the 0.5 ms/sample goal")
+          f"{ms_theirs / ms_warm:.1f}x with prepared parts (goal >= 50x); the 0.5 ms/sample goal: cold "
+          f"{'met' if ms_ours <= 0.5 else 'missed'}, prepared {'met' if ms_warm <= 0.5 else 'missed'}")
     print(f"same ratios in CPU time: {cpu_theirs / cpu_ours:.1f}x cold, "
           f"{cpu_theirs / cpu_warm:.1f}x prepared")
     print(f"quantus RMA == our fmr on every sample: {agree}")
