@@ -1,6 +1,7 @@
 """The structure metric core against hand-computed values and independent references."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -441,3 +442,29 @@ def test_batched_torch_kernels_give_the_cpu_kernels_numbers(monkeypatch, mask_mo
         assert cpu.keys() == batched.keys()
         for name in cpu:
             close(batched[name], cpu[name], rtol=1e-6, atol=1e-12, msg=name)
+
+
+def test_chunk_threads_run_torch_serially_and_the_callers_setting_is_restored():
+    """Each chunk thread runs its torch ops on one thread (no OpenMP team per chunk spinning on the other
+    chunk's core); the caller's torch.get_num_threads() is the same afterwards, also after a failure."""
+    from cambench_qr.metrics._rows import map_row_chunks
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = map_row_chunks(lambda rows, scratch: torch.get_num_threads(), 8, 4)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+        later = []  # a thread started afterwards begins with the caller's setting, not the chunks' 1
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]
+
+        def fail(rows, scratch):
+            raise RuntimeError(f"chunk {rows.start}")
+
+        with pytest.raises(RuntimeError, match="chunk 0"):
+            map_row_chunks(fail, 8, 4)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
