@@ -312,8 +312,9 @@ def test_numpy_and_torch_sort_paths_agree(monkeypatch):
 
 
 def test_class_steps_find_equal_values_of_different_classes(monkeypatch):
-    """Tied maps, one of them with dyadic values: their keys differ above the low byte only, so the
-    numpy kernel's low-byte prefilter passes every value change and the full keys must weed it out."""
+    """Tied maps, one of them with dyadic values (neighbouring distinct values whose keys share every low
+    bit but the class bits): the compiled scan and the torch kernel find exactly the same-value class
+    changes."""
     sal, _ = random_batch(9, levels=3)
     g = torch.Generator().manual_seed(9)
     dyadic = torch.randint(0, 4, sal.shape, generator=g) / 8

@@ -71,7 +71,7 @@ def map_row_chunks(fn: Callable[[slice, Scratch], T], batch: int, most_rows: int
     workers = min(threads, len(chunks))
     if workers <= 1:
         scratch = Scratch()
-        return [fn(rows, scratch) for rows in chunks]
+        return [fn(chunk, scratch) for chunk in chunks]
     scratches: dict[int, Scratch] = {}
 
     def run(rows: slice) -> T:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_KEY_SIGN = np.uint32(1 << 31)
+KEY_SIGN = np.uint32(1 << 31)  # XOR-ing it into a uint32 key = subtracting 2**31 read as int32
 
 
 @njit(nogil=True, cache=True)
@@ -77,7 +77,7 @@ def row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
     """``out = ((bits << 2) | classes) XOR 2**31`` (uint32): the unsorted sort keys of one row
     (``scores.sorted_keys``)."""
     for j in range(bits.shape[0]):
-        out[j] = ((bits[j] << 2) | classes[j]) ^ _KEY_SIGN
+        out[j] = ((bits[j] << 2) | classes[j]) ^ KEY_SIGN
 
 
 @njit(nogil=True, cache=True)

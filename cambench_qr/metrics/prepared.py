@@ -57,9 +57,11 @@ def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor
 
 
 # Pixel class of each part id in standard mode: [in box] + [in structure] + [in finder] (256 entries:
-# a uint8 lookup table; ids >= NUM_PARTS never reach it).
+# a uint8 lookup table; ids >= NUM_PARTS never reach it). Four disjoint classes: 0 outside the box,
+# 1 box but not structure, 2 timing, 3 finder; so every region is a threshold on the class.
 _CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"]) + (i in REGIONS["finder"])
                                for i in range(NUM_PARTS)] + [0] * (256 - NUM_PARTS), dtype=torch.uint8)
+MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}  # region = pixels of class >= MIN_CLASS[region]
 
 
 def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
@@ -171,20 +173,21 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     paper_timing = None
     if mask_mode == "paper":
         paper_timing = paper_timing_mask(prt, px).view(batch, n)
-        pixel_class = torch.where(paper_timing, torch.full_like(pixel_class, 2), pixel_class)
+        timing_class = torch.full_like(pixel_class, MIN_CLASS["structure"])  # structure, not finder
+        pixel_class = torch.where(paper_timing, timing_class, pixel_class)
     area_px = {r: part_px[:, list(REGIONS[r])].sum(1) for r in ("finder", "box")}
     area_px["timing"] = part_px[:, TIMING] if paper_timing is None else paper_timing.sum(1).double()
     area_px["structure"] = area_px["finder"] + area_px["timing"]
     area_px["outside"] = n - area_px["box"]
     classes = pixel_class.cpu().numpy().reshape(prt.shape)
-    near = {}  # the pointing regions widened by the tolerance: pixels that close to a class >= least
+    near = {}  # the pointing regions widened by the tolerance
     if pointing_tolerance > 0:
-        for r, least in (("finder", 3), ("box", 1)):
-            within = distance_to_labels(classes, least)[0] <= pointing_tolerance
+        for r in POINTING_REGIONS:
+            within = distance_to_labels(classes, MIN_CLASS[r])[0] <= pointing_tolerance
             near[r] = torch.from_numpy(within).to(device).view(batch, n)
     in_scratch = scratch is not None and _rows.numpy_kernels(device)
     out = scratch.get("distance", tuple(prt.shape), np.float32) if in_scratch else None
-    distance, totals = distance_to_labels(classes, 2, out)  # to the structure: class >= 2
+    distance, totals = distance_to_labels(classes, MIN_CLASS["structure"], out)
     no_structure = (area_px["structure"] == 0).nonzero()[:, 0]
     distance = torch.from_numpy(distance).to(device).view(batch, n)
     distance[no_structure] = 0

@@ -17,6 +17,7 @@ import torch
 from cambench_qr.metrics import _rows, cpu_kernels
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.prepared import (
+    MIN_CLASS,
     POINTING_REGIONS,
     REGION_NAMES,
     PreparedParts,
@@ -58,10 +59,7 @@ SCORE_NAMES: tuple[str, ...] = tuple(SCORES)
 _MASS_REGION = {"fmr": "finder", "tmr": "timing", "bl": "box"}
 _AUC_REGION = {"auc_misf": "finder", "auc_mist": "timing", "auc_bg": "outside"}
 _RANK_REGIONS = ("finder", "structure", "box")
-
-# Four disjoint pixel classes ride through the sort as the 2 low bits of each key: 0 outside the box,
-# 1 box but not structure, 2 timing, 3 finder. So box = class >= 1 and structure = class >= 2.
-_BOX_OTHER, _TIMING = 1, 2
+# The four pixel classes (``prepared.MIN_CLASS``) ride through the sort as the 2 low bits of each key.
 
 
 _MAGNITUDE = 2.0**100  # maps whose maximum lies outside [1/_MAGNITUDE, _MAGNITUDE] are refused
@@ -119,7 +117,7 @@ def _nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
     return torch.where(invalid, torch.full_like(x, float("nan")), x)
 
 
-_KEY_OFFSET = 1 << 31  # keys are stored as int32: the uint32 key minus 2**31 (same order)
+_KEY_OFFSET = int(cpu_kernels.KEY_SIGN)  # keys are stored as int32: the uint32 key minus 2**31 (same order)
 
 
 def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
@@ -203,8 +201,6 @@ def _scratch_like(x: torch.Tensor, scratch: Scratch, name: str) -> torch.Tensor 
     return torch.from_numpy(scratch.get(name, tuple(x.shape), torch.empty(0, dtype=x.dtype).numpy().dtype))
 
 
-# Regions as thresholds on the pixel class: class >= _MIN_CLASS[region].
-_MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}
 _MAX_BLOCK = 64  # short blocks: cheap queries; a block's counts and offset sums stay below 2**11
 # Each pixel class as one float64 holding its membership of box, structure and finder in 11-bit fields:
 # a block's sums of these values (and of offset x value) hold every region's count (offset sum) exactly.
@@ -312,7 +308,7 @@ class _Ranked:
         in_block = self.blocks[rows, index] & 3  # (B, Q, block) classes
         block_class = torch.where(offsets < inside[..., None], in_block, -1)
         counts = {region: torch.gather(self.before_block[region], 1, index) + (block_class >= least).sum(-1)
-                  for region, least in _MIN_CLASS.items()}
+                  for region, least in MIN_CLASS.items()}
         counts["timing"] = counts["structure"] - counts["finder"]
         counts["outside"] = position - counts["box"]
         return counts
@@ -513,11 +509,11 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
 
     # ROC-AUC = Mann-Whitney U / (|M| |not M|), ties counting one half. Ties sort by class, complement
     # first, so sum of M's positions - |M|(|M|-1)/2 counts every tied pair in full; subtract half.
-    for r, first_class in (("structure", _TIMING), ("box", _BOX_OTHER)):
+    for r in ("structure", "box"):
         n_pos = area_px[r]
         n_neg = n - n_pos
         u_ties_full = ranked.position_sum[r] - n_pos * (n_pos - 1) / 2
-        u = u_ties_full - ranked.mixed_run_pairs(first_class) / 2
+        u = u_ties_full - ranked.mixed_run_pairs(MIN_CLASS[r]) / 2
         degenerate = (n_pos == 0) | (n_neg == 0)
         out[f"roc_auc_{r}"] = _nan_where(u / (n_pos * n_neg), degenerate)
         chance[f"roc_auc_{r}"] = _nan_where(torch.full_like(n_pos, 0.5), degenerate)
