@@ -18,7 +18,7 @@ from cambench_qr.metrics import (
     prepare_parts,
     structure_scores,
 )
-from cambench_qr.metrics.scores import class_steps, sorted_keys
+from cambench_qr.metrics.scores import sort_row_keys, sorted_keys
 from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
 
 # A 4x4 part map and saliency small enough to score by hand (ids: 2 finder, 4 timing, 8 data, 0/1 out).
@@ -182,6 +182,27 @@ def test_auc_against_paper_loop(levels):
             assert float(s[score][b]) == pytest.approx(ref, abs=1e-6), score
 
 
+@pytest.mark.parametrize("kernels", ["cpu", "torch"])
+def test_auc_thresholds_between_adjacent_float32_values(monkeypatch, kernels):
+    """Maps of two adjacent float32 values a < b (m pixels of a): a quantile threshold between them is
+    rounded up to b, never down to a, so it keeps only the b pixels (np.quantile's float64 reference)."""
+    if kernels == "torch":
+        torch_kernels(monkeypatch)
+    a = np.float32(0.5)
+    b = np.nextafter(a, np.float32(1))
+    g = np.random.default_rng(3)
+    n = 7 * 9
+    sal = np.stack([np.where(np.arange(n) < m, a, b) for m in range(1, n)]).astype(np.float32)
+    parts = np.where(g.random(sal.shape) < 0.5, FINDER, 0).astype(np.uint8)
+    s = structure_scores(torch.from_numpy(sal).view(-1, 7, 9), torch.from_numpy(parts).view(-1, 7, 9))
+    for row in range(len(sal)):
+        fractions = []
+        for q in np.linspace(0, 0.99, 31):
+            kept = sal[row] >= np.quantile(sal[row].astype(np.float64), q)
+            fractions.append((kept & (parts[row] == FINDER)).sum() / kept.sum())
+        assert float(s["auc_misf"][row]) == pytest.approx(np.mean(fractions), abs=1e-12), row
+
+
 def paper_mask_dict(parts: torch.Tensor) -> dict[str, np.ndarray]:
     timing = paper_timing_mask(parts, torch.ones(len(parts))).numpy()
     box = np.isin(parts.numpy(), list(range(2, 9)))
@@ -299,36 +320,66 @@ def torch_kernels(monkeypatch) -> None:
     monkeypatch.setattr(rows_module, "numpy_kernels", lambda device: False)
 
 
-def test_numpy_and_torch_sort_paths_agree(monkeypatch):
+def cpu_sorted_keys(w_unit: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``sort_row_keys`` (the CPU path) of every row, as int32 keys."""
+    bits = w_unit.contiguous().numpy().view(np.uint32)
+    keys = np.empty(bits.shape, np.uint32)
+    for row in range(len(keys)):
+        sort_row_keys(bits[row], classes[row].numpy(), keys[row])
+    return torch.from_numpy(keys.view(np.int32))
+
+
+def test_cpu_and_torch_sorts_agree():
     sal, parts = random_batch(8, levels=5)
     w_unit = sal / 2  # values in [0, 1)
     classes = torch.randint(0, 4, sal.flatten(1).shape, dtype=torch.uint8)
-    by_numpy = sorted_keys(w_unit.flatten(1), classes)
-    torch_kernels(monkeypatch)
+    by_numpy = cpu_sorted_keys(w_unit.flatten(1), classes)
     by_torch = sorted_keys(w_unit.flatten(1), classes)
     assert torch.equal(by_numpy, by_torch)
     bits = ((by_torch.long() + 2**31) >> 2).int()
     assert torch.equal(bits.view(torch.float32), torch.sort(w_unit.flatten(1), dim=1).values)
 
 
-def test_class_steps_find_equal_values_of_different_classes(monkeypatch):
-    """Tied maps, one of them with dyadic values (neighbouring distinct values whose keys share every low
-    bit but the class bits): the compiled scan and the torch kernel find exactly the same-value class
-    changes."""
+def test_rank_statistics_of_the_cpu_kernel_and_torch_against_brute_force():
+    """Tied maps, one set with dyadic values (neighbouring distinct values whose keys share every low bit
+    but the class bits), random classes: the compiled row kernel and the batched torch kernels give the
+    same cut positions, and both give the brute-force class counts below them, position sums and ties
+    across classes (sum over runs of equal values of #(class < c) #(class >= c))."""
+    from cambench_qr.metrics import cpu_kernels
+    from cambench_qr.metrics.scores import _block_sums, _quantile_positions, _Ranked, _torch_rank_stats
+
     sal, _ = random_batch(9, levels=3)
     g = torch.Generator().manual_seed(9)
     dyadic = torch.randint(0, 4, sal.shape, generator=g) / 8
-    classes = torch.randint(0, 4, (2 * len(sal), sal[0].numel()), dtype=torch.uint8, generator=g)
-    k = sorted_keys(torch.cat([sal / 2, dyadic]).flatten(1), classes).long()
-    expected = ((k[:, 1:] >> 2) == (k[:, :-1] >> 2)) & ((k[:, 1:] & 3) != (k[:, :-1] & 3))
-    assert expected.any() and not expected.all()
-    for kernels in ("numpy", "torch"):
-        if kernels == "torch":
-            torch_kernels(monkeypatch)
-        row, col = class_steps(k.int())
-        found = torch.zeros_like(expected)
-        found[row, col] = True
-        assert torch.equal(found, expected), kernels
+    w_unit = torch.cat([sal / 2, dyadic]).flatten(1)
+    batch, n = w_unit.shape
+    classes = torch.randint(0, 4, (batch, n), dtype=torch.uint8, generator=g)
+    top_k = torch.randint(0, n + 1, (batch, 3), generator=g)
+    top_k[0] = torch.tensor([0, 1, n])  # empty, one pixel, every pixel
+    keys = sorted_keys(w_unit, classes)
+    block = 29  # n = 23 * 29
+    torch_stats = _torch_rank_stats(_Ranked(keys, block, _block_sums(keys, block)), top_k)
+    q, low = (x.numpy() for x in _quantile_positions(n, keys.device))
+    for row in range(batch):
+        positions = np.empty(len(q) + 7, np.int64)
+        counts, sums = np.empty((len(positions), 3), np.int64), np.empty(4, np.int64)
+        cpu_kernels.rank_stats(keys[row].numpy(), q, low, top_k[row].numpy(), positions, counts, sums)
+        assert np.array_equal(positions, torch_stats.positions[row].numpy()), row
+        sorted_class = (keys[row].numpy() & 3).astype(np.int64)
+        value = keys[row].numpy() >> 2
+        for c, region in enumerate(("box", "structure", "finder"), start=1):
+            prefix = np.concatenate([[0], np.cumsum(sorted_class >= c)])
+            assert np.array_equal(counts[:, c - 1], prefix[positions]), (row, region)
+            assert torch.equal(torch_stats.below[region][row], torch.from_numpy(prefix[positions]).double())
+        for c, region in enumerate(("box", "structure"), start=1):
+            position_sum = np.flatnonzero(sorted_class >= c).sum()
+            pairs = sum(int((sorted_class[value == v] < c).sum()) * int((sorted_class[value == v] >= c).sum())
+                        for v in np.unique(value))
+            assert (sums[c - 1], sums[c + 1]) == (position_sum, pairs), (row, region)
+            assert float(torch_stats.position_sum[region][row]) == position_sum
+            assert float(torch_stats.tied_pairs[region][row]) == pairs
+    assert (torch_stats.tied_pairs["structure"] > 0).any()  # the maps do tie across classes
+    assert torch.equal(torch_stats.top_value, w_unit.amax(1))
 
 
 def test_large_and_wide_maps_against_references():

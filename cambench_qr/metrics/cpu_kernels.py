@@ -1,6 +1,7 @@
 """Compiled (numba) kernels of the CPU path, where NumPy and OpenCV would be slower: the exact distance
-transform (a sequential scan per row), the sort keys (one pass instead of three) and the tie scan (one
-pass instead of four). They release the GIL, so ``_rows`` runs them on several threads.
+transform (a sequential scan per row), the sort keys (one pass instead of three) and the rank statistics
+of each sorted row (cut positions by binary search, the class counts below them in one pass, the ties).
+They release the GIL, so ``_rows`` runs them on several threads.
 
 The torch path of other devices does the same work with batched torch ops (the distance transform
 excepted: it always runs here); the tests require the same numbers from both.
@@ -11,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-KEY_SIGN = np.uint32(1 << 31)  # XOR-ing it into a uint32 key = subtracting 2**31 read as int32
+KEY_OFFSET = 1 << 31  # sort keys are int32: the uint32 key (float32 bits << 2 | class) minus 2**31
+KEY_SIGN = np.uint32(KEY_OFFSET)  # XOR-ing it into a uint32 key = subtracting 2**31 read as int32
 
 
 @njit(nogil=True, cache=True)
@@ -62,13 +64,15 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
                 row[:] = np.float32(1e20)
                 total += 1e20 * width
                 continue
-            k = 0
-            for x in range(width):
-                while bound[k + 1] < x:
-                    k += 1
-                p = parabola[k]
-                row[x] = np.float32(np.sqrt((x - p) * (x - p) + f[p]))
-                total += row[x]
+            x = 0
+            for j in range(k + 1):  # the j-th parabola is lowest on [x, bound[j + 1]]
+                p = parabola[j]
+                while x < width and x <= bound[j + 1]:
+                    # float32 square root of an exact integer: the rounded float64 one, cheaper
+                    distance = np.sqrt(np.float32((x - p) * (x - p) + f[p]))
+                    row[x] = distance
+                    total += distance
+                    x += 1
         totals[b] = total
 
 
@@ -80,24 +84,111 @@ def row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
         out[j] = ((bits[j] << 2) | classes[j]) ^ KEY_SIGN
 
 
+TIE_BLOCK = 64  # the tie scan checks blocks of sorted keys for ties at once and walks only those with one
+
+
 @njit(nogil=True, cache=True)
-def row_ties(keys: np.ndarray, col: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
-    """``scores.class_steps`` of one sorted uint32 key row: the positions ``col`` whose key and the next
-    hold the same value but different classes (XOR in 1..3), each with the sorted positions
-    ``[start, end)`` of that value's run. Returns how many were written."""
+def _value_key(bits: int) -> int:
+    """The smallest int32 key of the float32 value with ``bits`` (class 0)."""
+    return (bits << 2) - KEY_OFFSET
+
+
+@njit(nogil=True, cache=True)
+def rank_stats(keys: np.ndarray, quantile: np.ndarray, low: np.ndarray, top_k: np.ndarray,
+               positions: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> None:
+    """What the rank-based scores read off one row of n sorted int32 keys (``scores.sorted_keys``:
+    key + 2**31 = float32 value bits << 2 | pixel class); ``scores._torch_rank_stats`` is the same for a
+    batch, in torch.
+
+    ``positions`` (Q,) int64, Q = len(quantile) + 2 len(top_k) + 1, the first sorted positions:
+      - at or above each AUC threshold ``tau_j = v[low_j] + (v[low_j + 1] - v[low_j]) * (quantile_j -
+        low_j)`` (float64, then rounded up to float32; v the sorted values, ``low_j + 1`` at most n - 1);
+      - of the run of values tied at the cut of the ``top_k[r]`` highest pixels, for each r, then the
+        first position after each of those runs;
+      - of the run of the maximum.
+    ``counts`` (Q, 3) int64: pixels of class >= 1, >= 2 and >= 3 before each position.
+    ``sums`` (4,) int64: the position sums of the pixels of class >= 1 and of class >= 2, then the tied
+    pairs of each with its complement: sum over runs of equal values of #(class < c) #(class >= c)."""
     n = keys.shape[0]
-    found = 0
-    for j in range(n - 1):
-        if (keys[j] ^ keys[j + 1]) - np.uint32(1) < np.uint32(3):
-            value = keys[j + 1] >> 2
-            first = j
-            while first > 0 and keys[first - 1] >> 2 == value:
-                first -= 1
-            last = j + 2
-            while last < n and keys[last] >> 2 == value:
-                last += 1
-            col[found] = j
-            start[found] = first
-            end[found] = last
-            found += 1
-    return found
+    word = np.empty(1, np.uint32)  # float32 bits <-> value
+    value = word.view(np.float32)
+    n_auc, n_rank = quantile.shape[0], top_k.shape[0]
+    for j in range(n_auc):
+        word[0] = (keys[low[j]] + KEY_OFFSET) >> 2
+        v_low = np.float64(value[0])
+        word[0] = (keys[min(low[j] + 1, n - 1)] + KEY_OFFSET) >> 2
+        tau = v_low + (np.float64(value[0]) - v_low) * (quantile[j] - low[j])
+        value[0] = np.float32(tau)
+        if np.float64(value[0]) < tau:  # round up: the next float32
+            word[0] += np.uint32(1)
+        positions[j] = np.searchsorted(keys, _value_key(np.int64(word[0])))
+    for r in range(n_rank):
+        cut = keys[min(max(n - top_k[r], 0), n - 1)] & -4
+        positions[n_auc + r] = np.searchsorted(keys, cut)
+        positions[n_auc + n_rank + r] = np.searchsorted(keys, cut + 3, side="right")
+    positions[n_auc + 2 * n_rank] = np.searchsorted(keys, keys[n - 1] & -4)
+
+    order = np.argsort(positions)
+    box = structure = finder = box_sum = structure_sum = 0
+    start = 0
+    for i in range(order.shape[0] + 1):
+        stop = n if i == order.shape[0] else positions[order[i]]
+        if stop > start:
+            counted = _class_counts(keys[start:stop], start)
+            box, structure, finder = box + counted[0], structure + counted[1], finder + counted[2]
+            box_sum, structure_sum = box_sum + counted[3], structure_sum + counted[4]
+            start = stop
+        if i < order.shape[0]:
+            counts[order[i], 0], counts[order[i], 1], counts[order[i], 2] = box, structure, finder
+    sums[0], sums[1] = box_sum, structure_sum
+
+    # Ties across classes: a run of equal values is sorted by class, so it holds #(class < c) #(class >= c)
+    # such pairs, both counts read off at its one step from class < c to class >= c.
+    sums[2] = sums[3] = 0
+    for first in range(0, n - 1, TIE_BLOCK):
+        block = keys[first:min(first + TIE_BLOCK + 1, n)]
+        if _class_steps(block) == 0:
+            continue
+        for j in range(block.shape[0] - 1):
+            if not _class_step(block[j], block[j + 1]):
+                continue
+            run = block[j + 1] & -4
+            below = first + j + 1 - np.searchsorted(keys, run)
+            above = np.searchsorted(keys, run + 3, side="right") - (first + j + 1)
+            lower, upper = block[j] & 3, block[j + 1] & 3
+            for c in range(1, 3):
+                if lower < c <= upper:
+                    sums[1 + c] += below * above
+
+
+# Loops over whole slices (indices from range(len)): numba then needs no negative-index wrap per element
+# and LLVM vectorises them (an offset index, start + i, made these 5-10x slower).
+@njit(nogil=True, cache=True)
+def _class_counts(keys: np.ndarray, offset: int) -> tuple[int, int, int, int, int]:
+    """Keys of class >= 1, >= 2 and 3, and the position sums (``offset`` + index) of those of class >= 1
+    and >= 2."""
+    box = structure = finder = box_sum = structure_sum = 0
+    for i in range(keys.shape[0]):
+        cls = keys[i] & 3
+        in_box, in_structure = np.int64(cls >= 1), np.int64(cls >= 2)
+        box += in_box
+        structure += in_structure
+        finder += np.int64(cls == 3)
+        box_sum += i * in_box
+        structure_sum += i * in_structure
+    return box, structure, finder, box_sum + offset * box, structure_sum + offset * structure
+
+
+@njit(nogil=True, cache=True)
+def _class_steps(keys: np.ndarray) -> int:
+    """How many neighbouring keys hold the same value and different classes."""
+    steps = 0
+    for i in range(keys.shape[0] - 1):
+        steps += _class_step(keys[i], keys[i + 1])
+    return steps
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _class_step(key: np.int32, next_key: np.int32) -> bool:
+    """Whether two keys hold the same value and different classes: their XOR is 1, 2 or 3."""
+    return np.uint32(key ^ next_key) - np.uint32(1) < np.uint32(3)

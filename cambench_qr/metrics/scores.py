@@ -9,8 +9,8 @@ Every score is a (B,) tensor; each one's formula and direction is in ``SCORES``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -117,7 +117,7 @@ def _nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
     return torch.where(invalid, torch.full_like(x, float("nan")), x)
 
 
-_KEY_OFFSET = int(cpu_kernels.KEY_SIGN)  # keys are stored as int32: the uint32 key minus 2**31 (same order)
+_KEY_OFFSET = cpu_kernels.KEY_OFFSET
 
 
 def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
@@ -125,55 +125,24 @@ def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor
 
     ``w_unit`` must lie in [0, 1): its bits are then below 2**30, the unsigned key below 2**32, and
     non-negative float32 values order like their bit patterns; subtracting 2**31 keeps the order in
-    int32. On the CPU numpy sorts (a SIMD sort, several times faster than torch.sort), elsewhere torch
-    (``_rows.numpy_kernels``)."""
-    if not _rows.numpy_kernels(w_unit.device):
-        keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
-        return torch.sort(keys.int(), dim=1).values
-    bits = w_unit.contiguous().numpy().view(np.uint32)
-    classes = pixel_class.to(torch.uint8).numpy()
-    keys = np.empty(bits.shape, np.uint32)
-    for row in range(len(keys)):
-        _sort_row_keys(bits[row], classes[row], keys[row])
-    return torch.from_numpy(keys.view(np.int32))
+    int32. In torch; the CPU path sorts row by row with ``sort_row_keys``."""
+    keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
+    return torch.sort(keys.int(), dim=1).values
 
 
-def _sort_row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
-    """``sorted_keys`` of one row: uint32 ``bits`` and uint8 ``classes`` into the uint32 row ``out``
-    (u XOR 2**31 = u - 2**31 read as int32)."""
+def sort_row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
+    """``sorted_keys`` of one row on the CPU: uint32 ``bits`` and uint8 ``classes`` into the uint32 row
+    ``out`` (u XOR 2**31 = u - 2**31 read as int32), sorted by numpy (a SIMD sort, several times faster
+    than torch.sort)."""
     cpu_kernels.row_keys(bits, classes, out)
     out.view(np.int32).sort()
 
 
 def class_steps(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(row, col)`` of the sorted neighbours ``col, col + 1`` with equal values and different classes:
-    their keys differ in the class bits only (key XOR key in 1..3). A compiled scan per row on the CPU,
-    torch elsewhere (``_rows.numpy_kernels``)."""
-    if not _rows.numpy_kernels(keys.device):
-        differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
-        return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
-    found = _TieScan(keys.shape[1])
-    return _by_row([found.row(row)[:1] for row in keys.numpy().view(np.uint32)])
-
-
-class _TieScan:
-    """``cpu_kernels.row_ties`` of sorted key rows of n keys, into buffers reused from row to row."""
-
-    def __init__(self, n: int):
-        self.col, self.start, self.end = (np.empty(max(n - 1, 0), np.int64) for _ in range(3))
-
-    def row(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(col, start, end)`` of one sorted uint32 key row (copies)."""
-        found = cpu_kernels.row_ties(keys, self.col, self.start, self.end)
-        return self.col[:found].copy(), self.start[:found].copy(), self.end[:found].copy()
-
-
-def _by_row(per_row: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
-    """``(row, a, b, ...)``: per-row int arrays of equal length per row, concatenated over the rows
-    (int64 tensors), with the row of each entry."""
-    rows = torch.repeat_interleave(torch.arange(len(per_row)), torch.tensor([len(r[0]) for r in per_row]))
-    columns = zip(*per_row, strict=True)
-    return (rows, *(torch.from_numpy(np.concatenate(column).astype(np.int64)) for column in columns))
+    their keys differ in the class bits only (key XOR key in 1..3)."""
+    differ = torch.bitwise_xor(keys[:, 1:], keys[:, :-1])
+    return (differ.sub_(2).abs_() <= 1).nonzero(as_tuple=True)
 
 
 def value_key(value: torch.Tensor) -> torch.Tensor:
@@ -207,8 +176,6 @@ _MAX_BLOCK = 64  # short blocks: cheap queries; a block's counts and offset sums
 _FIELD_BITS = 11
 _FIELD = {"box": 0, "structure": 1, "finder": 2}
 _PACKED_CLASS = torch.tensor([0, 1, 1 + 2**11, 1 + 2**11 + 2**22], dtype=torch.float64)
-# The same for every low key byte (its 2 low bits are the class), as an OpenCV lookup table.
-_PACKED_BYTE = _PACKED_CLASS[torch.arange(256) & 3].numpy()
 
 
 def _block_length(n: int) -> int:
@@ -224,65 +191,103 @@ def _block_weights(block: int, device: torch.device) -> torch.Tensor:
 
 def _block_sums(keys: torch.Tensor, block: int) -> torch.Tensor:
     """(B, n / block, 2) float64 sums over each block of sorted keys of the packed class and of offset x
-    packed class (torch; the CPU path computes them row by row in ``_row_pass``)."""
+    packed class."""
     packed = _PACKED_CLASS.to(keys.device).index_select(0, (keys & 3).view(-1))
     return torch.matmul(packed.view(keys.shape[0], -1, block), _block_weights(block, keys.device))
 
 
-def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, block: int, scratch: Scratch
-              ) -> tuple[_Ranked, torch.Tensor, torch.Tensor]:
-    """``(ranked, run_sums, weighted_distance)``: the sorted keys of ``w_unit`` with their block sums and
-    class steps, ``run_sums(w, prepared.run_start)`` and the row sums of ``w * distance`` (float32 sums
-    over each block of ``block`` pixels, added up in float64: relative error ~1e-9). On the CPU all
-    per-pixel work of a row is done before the next row's (the row stays in cache, the row's
-    temporaries are reused, and the other chunk thread runs while this one is in a GIL-free pass),
-    elsewhere by whole-batch torch ops."""
+@dataclass(frozen=True)
+class _RankStats:
+    """What the rank-based scores read off each row's sorted (value, class) keys: ``positions`` (B, Q)
+    int64 sorted positions (Q = 31 + 3 + 3 + 1: the first pixel kept by each AUC threshold; for each
+    rank region, the first and then the end of the run of values tied at the cut of its |M| highest
+    pixels; the first of the maximum's run), ``below`` the pixels of each region before each of them
+    (float64, (B, Q) per region), ``position_sum`` the sum of sorted positions of each ROC region's
+    pixels, ``tied_pairs`` its pixels' ties with the complement (pairs of equal values) and
+    ``top_value`` (B,) float32 the maximum of the unit-scaled map."""
+
+    positions: torch.Tensor
+    below: dict[str, torch.Tensor]
+    position_sum: dict[str, torch.Tensor]
+    tied_pairs: dict[str, torch.Tensor]
+    top_value: torch.Tensor
+
+
+_ROC_REGIONS = ("structure", "box")
+
+
+def _quantile_positions(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q, low)``: the AUC quantiles as fractional sorted positions ``q * (n - 1)`` (float64) and their
+    floors (int64); a threshold interpolates the values at ``low`` and ``min(low + 1, n - 1)``."""
+    q = AUC_QUANTILES.to(device) * (n - 1)
+    return q, q.floor().long()
+
+
+def _region_counts(position: torch.Tensor, at_least: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every region's pixels before sorted positions, from the counts of the classes ``>= MIN_CLASS`` of
+    finder, structure and box there."""
+    counts = {r: at_least[r].double() for r in MIN_CLASS}
+    counts["timing"] = counts["structure"] - counts["finder"]
+    counts["outside"] = position - counts["box"]
+    return counts
+
+
+def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, top_k: torch.Tensor,
+              block: int, scratch: Scratch) -> tuple[_RankStats, torch.Tensor, torch.Tensor]:
+    """``(stats, run_sums, weighted_distance)``: the rank statistics of ``w_unit`` (``top_k`` (B, 3):
+    the rank regions' pixel counts), ``run_sums(w, prepared.run_start)`` and the row sums of
+    ``w * distance`` (float32 sums over each block of ``block`` pixels, added up in float64: relative
+    error ~1e-9). On the CPU all per-pixel work of a row is done before the next row's (the row stays in
+    cache, the row's temporaries are reused, and the other chunk thread runs while this one is in a
+    GIL-free pass), elsewhere by whole-batch torch ops."""
     if not _rows.numpy_kernels(w.device):
         keys = sorted_keys(w_unit, prepared.pixel_class)
         weighted = (w * prepared.distance).view(w.shape[0], -1, block).sum(-1).sum(-1, dtype=torch.float64)
-        return _Ranked(keys, block, _block_sums(keys, block)), run_sums(w, prepared.run_start), weighted
+        stats = _torch_rank_stats(_Ranked(keys, block, _block_sums(keys, block)), top_k)
+        return stats, run_sums(w, prepared.run_start), weighted
     batch, n = w.shape
     values, bits = w.numpy(), w_unit.numpy().view(np.uint32)
     classes = prepared.pixel_class.numpy()
     run_start, row_runs = prepared.run_start.numpy(), prepared.row_runs.numpy()
     distance = prepared.distance.numpy()
-    keys = scratch.get("keys", (batch, n), np.uint32)
-    sums = np.empty((batch, n // block, 2))
+    keys = scratch.get("keys", (n,), np.uint32)
     totals = np.empty(len(run_start))
     weighted_blocks = np.empty((batch, n // block), np.float32)
-    low = scratch.get("low_byte", (n,), np.uint8)
-    packed = scratch.get("packed", (n // block, block), np.float64)
-    weights = _block_weights(block, w.device).numpy()
-    scan = _TieScan(n)
-    ties = []
+    q, low = (x.numpy() for x in _quantile_positions(n, w.device))
+    k = top_k.numpy()
+    positions = np.empty((batch, len(q) + 2 * k.shape[1] + 1), np.int64)
+    counts = np.empty((*positions.shape, 3), np.int64)  # class >= 1, 2, 3
+    sums = np.empty((batch, 4), np.int64)
+    top = np.empty(batch, np.uint32)  # each row's largest key
     for row in range(batch):
         first, last = row_runs[row], row_runs[row + 1]
         runs = run_start[first:last] - row * n
         np.add.reduceat(values[row], runs, dtype=np.float64, out=totals[first:last])
         np.einsum("ij,ij->i", values[row].reshape(-1, block), distance[row].reshape(-1, block),
                   out=weighted_blocks[row])
-        _sort_row_keys(bits[row], classes[row], keys[row])
-        np.copyto(low, keys[row], casting="unsafe")  # the low byte: its 2 low bits are the class
-        cv2.LUT(low, _PACKED_BYTE, dst=packed.reshape(-1))
-        np.matmul(packed, weights, out=sums[row])
-        ties.append(scan.row(keys[row]))
-    ranked = _Ranked(torch.from_numpy(keys.view(np.int32)), block, torch.from_numpy(sums), _by_row(ties))
+        sort_row_keys(bits[row], classes[row], keys)
+        cpu_kernels.rank_stats(keys.view(np.int32), q, low, k[row], positions[row], counts[row], sums[row])
+        top[row] = keys[-1]
+    top_value = torch.from_numpy(((top ^ cpu_kernels.KEY_SIGN) >> 2).view(np.float32))
+    at_least = dict(zip(("box", "structure", "finder"), torch.from_numpy(counts).unbind(-1), strict=True))
+    sums_t = torch.from_numpy(sums).double()
+    stats = _RankStats(torch.from_numpy(positions), _region_counts(torch.from_numpy(positions), at_least),
+                       position_sum={"box": sums_t[:, 0], "structure": sums_t[:, 1]},
+                       tied_pairs={"box": sums_t[:, 2], "structure": sums_t[:, 3]}, top_value=top_value)
     weighted = torch.from_numpy(weighted_blocks.sum(1, dtype=np.float64))
-    return ranked, torch.from_numpy(totals), weighted
+    return stats, torch.from_numpy(totals), weighted
 
 
 class _Ranked:
-    """Pixels of each row in ascending order of saliency, with in-region counts of any prefix.
+    """Pixels of each row in ascending order of saliency, with in-region counts of any prefix (batched
+    torch ops: the path of every device but the CPU).
 
     The sorted row is cut into blocks of ``block`` pixels; one float64 matmul of the packed classes
     gives each block's pixel count and position sum in every region (exact integers), their cumulative
     sums give the counts up to every block start, and a query reads the rest inside its block."""
 
-    def __init__(self, keys: torch.Tensor, block: int, sums: torch.Tensor,
-                 ties: tuple[torch.Tensor, ...] | None = None):
-        """``keys`` from ``sorted_keys``, ``sums`` (B, n / block, 2) from ``_block_sums``, ``ties``
-        ``(row, col, start, end)``: every step of ``class_steps`` with the sorted positions
-        ``[start, end)`` of its run of equal values (found when needed if not given)."""
+    def __init__(self, keys: torch.Tensor, block: int, sums: torch.Tensor):
+        """``keys`` from ``sorted_keys``, ``sums`` (B, n / block, 2) from ``_block_sums``."""
         self.keys = keys  # int32, see sorted_keys
         self.batch, self.n = keys.shape
         self.block = block
@@ -296,7 +301,7 @@ class _Ranked:
             counts, offset_sums = per_block[..., 0], per_block[..., 1]
             self.before_block[region] = (torch.cumsum(counts, 1) - counts).double()
             self.position_sum[region] = (counts * starts + offset_sums).sum(1).double()
-        self._ties = ties
+        self._ties: tuple[torch.Tensor, ...] | None = None  # (row, col, start, end), found when first needed
         self._tie_classes: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def counts_below(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -307,11 +312,9 @@ class _Ranked:
         offsets = torch.arange(self.block, device=position.device)
         in_block = self.blocks[rows, index] & 3  # (B, Q, block) classes
         block_class = torch.where(offsets < inside[..., None], in_block, -1)
-        counts = {region: torch.gather(self.before_block[region], 1, index) + (block_class >= least).sum(-1)
-                  for region, least in MIN_CLASS.items()}
-        counts["timing"] = counts["structure"] - counts["finder"]
-        counts["outside"] = position - counts["box"]
-        return counts
+        at_least = {region: torch.gather(self.before_block[region], 1, index) + (block_class >= least).sum(-1)
+                    for region, least in MIN_CLASS.items()}
+        return _region_counts(position, at_least)
 
     def first_at_least(self, key: torch.Tensor) -> torch.Tensor:
         """First sorted position whose value is >= the value of ``key`` (a key with class 0)."""
@@ -358,6 +361,31 @@ class _Ranked:
         queries = torch.zeros(self.batch, int(counts.max()), dtype=torch.int32, device=row.device)
         queries[row, slot] = self.keys[row, position] & -4
         return self.first_at_least(queries)[row, slot], self.first_above(queries)[row, slot]
+
+
+def _torch_rank_stats(ranked: _Ranked, top_k: torch.Tensor) -> _RankStats:
+    """``_RankStats`` of a batch (``cpu_kernels.rank_stats`` does the same for one row on the CPU)."""
+    batch, n = ranked.batch, ranked.n
+    # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
+    # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
+    q, low = _quantile_positions(n, ranked.keys.device)
+    high = torch.clamp(low + 1, max=n - 1)
+    v_low, v_high = ranked.values_at(low.expand(batch, -1)), ranked.values_at(high.expand(batch, -1))
+    tau = v_low + (v_high - v_low) * (q - low)
+    tau32 = tau.float()
+    tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.full_like(tau32, float("inf"))),
+                        tau32)
+    kept_from = ranked.first_at_least(value_key(tau32))
+    # The run of values tied at the cut of the |M| highest pixels of each rank region.
+    cut = ranked.keys_at((n - top_k).clamp(0, n - 1))
+    # The run of values tied at the maximum.
+    last = torch.full((batch, 1), n - 1, device=ranked.keys.device)
+    top_from = ranked.first_at_least(ranked.keys_at(last))
+    positions = torch.cat([kept_from, ranked.first_at_least(cut), ranked.first_above(cut), top_from], 1)
+    return _RankStats(positions, ranked.counts_below(positions),
+                      {r: ranked.position_sum[r] for r in _ROC_REGIONS},
+                      {r: ranked.mixed_run_pairs(MIN_CLASS[r]) for r in _ROC_REGIONS},
+                      ranked.values_at(last)[:, 0].float())
 
 
 def check_saliency(saliency, shape: torch.Size | None = None) -> torch.Tensor:
@@ -430,17 +458,17 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     scratch = scratch or Scratch()
     batch, height, width = sal.shape
     n = height * width
-    device = sal.device
     w, w_max = _scored_map(sal.view(batch, n), normalize, signed, first_index)
     area_px = prepared.area_px
     area = {r: a / n for r, a in area_px.items()}
     out: dict[str, torch.Tensor] = {}
     chance: dict[str, torch.Tensor] = {}
 
-    # Rank-based scores from one sort of (value, pixel class) keys (see _Ranked). Among equal values the
-    # class order never matters: every score below treats a run of equal values as one group.
+    # Rank-based scores from one sort of (value, pixel class) keys (see _RankStats). Among equal values
+    # the class order never matters: every score below treats a run of equal values as one group.
     w_unit = _key_ready(w, w_max, scratch)
-    ranked, part_run_sums, weighted_distance = _row_pass(w, w_unit, prepared, _block_length(n), scratch)
+    k = torch.stack([area_px[r].long() for r in _RANK_REGIONS], 1)  # |M| of each rank region
+    stats, part_run_sums, weighted_distance = _row_pass(w, w_unit, prepared, k, _block_length(n), scratch)
 
     # Mass per part id: float64 sums over the runs of equal part ids, added up per (sample, id).
     part_mass = torch.bincount(prepared.run_bin, weights=part_run_sums,
@@ -465,29 +493,13 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
         out[score] = _nan_where(region_mass["outside"] if score == "bl" else region_mass[r], empty)
         chance[score] = _nan_where(area["outside"] if score == "bl" else area[r], empty)
 
-    # The paper's AUCs: thresholds = linear-interpolated quantiles (np.quantile's default); a pixel is
-    # kept when its float32 value is >= the threshold, i.e. >= the smallest float32 >= it.
-    q = AUC_QUANTILES.to(device) * (n - 1)
-    lo = q.floor().long()
-    hi = torch.clamp(lo + 1, max=n - 1)
-    v_lo, v_hi = ranked.values_at(lo.expand(batch, -1)), ranked.values_at(hi.expand(batch, -1))
-    tau = v_lo + (v_hi - v_lo) * (q - lo)
-    tau32 = tau.float()
-    tau32 = torch.where(tau32.double() < tau, torch.nextafter(tau32, torch.full_like(tau32, float("inf"))),
-                        tau32)
-    kept_from = ranked.first_at_least(value_key(tau32))
-    # Relevance-rank accuracy (below): the run of values tied at the cut of the |M| highest pixels,
-    # [run_lo, run_hi) per region (columns in _RANK_REGIONS order).
-    k = torch.stack([area_px[r].long() for r in _RANK_REGIONS], 1)
-    cut = ranked.keys_at((n - k).clamp(0, n - 1))
-    run_lo, run_hi = ranked.first_at_least(cut), ranked.first_above(cut)
-    # Pointing game (below): the run of values tied at the maximum starts at top_from.
-    last = torch.full((batch, 1), n - 1, device=device)
-    top_from = ranked.first_at_least(ranked.keys_at(last))
-    # Every prefix count these scores need, from one query.
-    count = ranked.counts_below(torch.cat([kept_from, run_lo, run_hi, top_from], 1))
-    parts_at = np.cumsum([0, kept_from.shape[1], len(_RANK_REGIONS), len(_RANK_REGIONS), 1])
-    below, below_lo, below_hi, below_top = ({r: c[:, i:j] for r, c in count.items()}
+    # The sorted positions: the first pixel each AUC threshold keeps; per rank region the run of values
+    # tied at the cut, [run_lo, run_hi) (columns in _RANK_REGIONS order); the run of the maximum from
+    # top_from. And each region's pixels before each of them.
+    parts_at = np.cumsum([0, len(AUC_QUANTILES), len(_RANK_REGIONS), len(_RANK_REGIONS), 1])
+    kept_from, run_lo, run_hi, top_from = (stats.positions[:, i:j]
+                                           for i, j in zip(parts_at[:-1], parts_at[1:], strict=True))
+    below, below_lo, below_hi, below_top = ({r: c[:, i:j] for r, c in stats.below.items()}
                                             for i, j in zip(parts_at[:-1], parts_at[1:], strict=True))
 
     kept = (n - kept_from).double()
@@ -509,11 +521,11 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
 
     # ROC-AUC = Mann-Whitney U / (|M| |not M|), ties counting one half. Ties sort by class, complement
     # first, so sum of M's positions - |M|(|M|-1)/2 counts every tied pair in full; subtract half.
-    for r in ("structure", "box"):
+    for r in _ROC_REGIONS:
         n_pos = area_px[r]
         n_neg = n - n_pos
-        u_ties_full = ranked.position_sum[r] - n_pos * (n_pos - 1) / 2
-        u = u_ties_full - ranked.mixed_run_pairs(MIN_CLASS[r]) / 2
+        u_ties_full = stats.position_sum[r] - n_pos * (n_pos - 1) / 2
+        u = u_ties_full - stats.tied_pairs[r] / 2
         degenerate = (n_pos == 0) | (n_neg == 0)
         out[f"roc_auc_{r}"] = _nan_where(u / (n_pos * n_neg), degenerate)
         chance[f"roc_auc_{r}"] = _nan_where(torch.full_like(n_pos, 0.5), degenerate)
@@ -527,7 +539,7 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
             near_px = area_px[r]
         else:
             near = prepared.near[r]
-            top = w_unit == ranked.values_at(last).float()
+            top = w_unit == stats.top_value[:, None]
             hits, near_px = (top & near).sum(1).double(), near.sum(1).double()
         out[f"pointing_{r}"] = _nan_where(hits / n_top, empty)
         chance[f"pointing_{r}"] = _nan_where(near_px / n, empty)
