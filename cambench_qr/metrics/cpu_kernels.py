@@ -1,5 +1,5 @@
 """Compiled (numba) kernels of the CPU path, where NumPy and OpenCV would be slower: the exact distance
-transform (a sequential scan per row), the sort keys (one pass instead of three) and the rank statistics
+transform (a sequential scan per row), the part-run sums, the sort keys (one pass instead of three) and the rank statistics
 of each sorted row (cut positions by binary search, the class counts below them in one pass, the ties).
 They release the GIL, so ``_rows`` runs them on several threads.
 
@@ -74,6 +74,25 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
                     total += distance
                     x += 1
         totals[b] = total
+
+
+@njit(nogil=True, cache=True)
+def run_sums(values: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
+    """``out[j]`` = float64 sum of float32 ``values[starts[j]:starts[j + 1]]`` (the last run ends at the
+    end of ``values``): one row's part-run sums (``prepared.run_sums`` in torch)."""
+    runs = starts.shape[0]
+    for j in range(runs):
+        stop = values.shape[0] if j + 1 == runs else starts[j + 1]
+        out[j] = _float64_sum(values[starts[j]:stop])
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _float64_sum(values: np.ndarray) -> float:
+    """Sum in float64; reassociated, so it vectorises (2x NumPy's ``reduceat`` on the part runs)."""
+    total = 0.0
+    for i in range(values.shape[0]):
+        total += np.float64(values[i])
+    return total
 
 
 @njit(nogil=True, cache=True)

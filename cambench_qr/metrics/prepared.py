@@ -74,7 +74,7 @@ def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
 
 def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     """float64 sums of the flat ``values`` over the runs ``[starts[i], starts[i + 1])`` (the last run
-    ends at the end). (The CPU scoring path sums each row's runs with numpy's reduceat instead.)"""
+    ends at the end). (The CPU scoring path sums each row's runs with ``cpu_kernels.run_sums``.)"""
     lengths = torch.diff(starts, append=starts.new_tensor([values.numel()]))
     return torch.segment_reduce(values.reshape(-1).double(), "sum", lengths=lengths)
 

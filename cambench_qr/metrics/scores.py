@@ -262,7 +262,7 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, to
     for row in range(batch):
         first, last = row_runs[row], row_runs[row + 1]
         runs = run_start[first:last] - row * n
-        np.add.reduceat(values[row], runs, dtype=np.float64, out=totals[first:last])
+        cpu_kernels.run_sums(values[row], runs, totals[first:last])
         np.einsum("ij,ij->i", values[row].reshape(-1, block), distance[row].reshape(-1, block),
                   out=weighted_blocks[row])
         sort_row_keys(bits[row], classes[row], keys)
