@@ -1,7 +1,7 @@
 """Compiled (numba) kernels of the CPU path, where NumPy and OpenCV would be slower: the exact distance
-transform (a sequential scan per row), the part-run sums, the sort keys (one pass instead of three) and the rank statistics
-of each sorted row (cut positions by binary search, the class counts below them in one pass, the ties).
-They release the GIL, so ``_rows`` runs them on several threads.
+transform (a sequential scan per row), the part-run sums, the sort keys (one pass instead of three) and
+the rank statistics of each sorted row (cut positions by binary search, the class counts below them in
+one pass, the ties). They release the GIL, so ``_rows`` runs them on several threads.
 
 The torch path of other devices does the same work with batched torch ops (the distance transform
 excepted: it always runs here); the tests require the same numbers from both.
