@@ -1,7 +1,8 @@
 """Compiled (numba) kernels of the CPU path, where NumPy and OpenCV would be slower: the exact distance
-transform (a sequential scan per row), the part-run sums, the sort keys (one pass instead of three) and
-the rank statistics of each sorted row (cut positions by binary search, the class counts below them in
-one pass, the ties). They release the GIL, so ``_rows`` runs them on several threads.
+transform (a sequential scan per row), the runs of equal part ids and their sums, the sort keys (one
+pass instead of three) and the rank statistics of each sorted row (cut positions by binary search, the
+class counts below them in one pass, the ties). They release the GIL, so ``_rows`` runs them on several
+threads.
 
 The torch path of other devices does the same work with batched torch ops (the distance transform
 excepted: it always runs here); the tests require the same numbers from both.
@@ -88,6 +89,43 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
                     total += distance
                     x += one
         totals[b] = total
+
+
+@njit(nogil=True, cache=True)
+def count_part_runs(parts: np.ndarray, class_bits: int, classes: np.ndarray, row_runs: np.ndarray) -> None:
+    """For (B, n) uint8 part maps: each pixel's class ``(class_bits >> 2 id) & 3`` into ``classes`` and the
+    cumulative count of runs of equal ids along each row into ``row_runs`` (B + 1,)."""
+    batch, n = parts.shape
+    row_runs[0] = 0
+    for b in range(batch):
+        row, row_classes = parts[b], classes[b]
+        runs = 1
+        for i in range(n - 1):
+            runs += row[i + 1] != row[i]
+        for i in range(n):
+            row_classes[i] = (class_bits >> (2 * np.uint32(row[i]))) & 3
+        row_runs[b + 1] = row_runs[b] + runs
+
+
+@njit(nogil=True, cache=True)
+def part_runs(parts: np.ndarray, row_runs: np.ndarray, run_start: np.ndarray, run_part: np.ndarray,
+              part_px: np.ndarray) -> None:
+    """The runs counted by ``count_part_runs``: each one's flat start (row * n + column) and part id,
+    and each row's pixels per part id (``part_px`` (B, ids), zeroed by the caller)."""
+    batch, n = parts.shape
+    for b in range(batch):
+        row = parts[b]
+        r = row_runs[b]
+        run_start[r] = b * n
+        for i in range(n - 1):
+            if row[i + 1] != row[i]:
+                r += 1
+                run_start[r] = b * n + i + 1
+        for j in range(row_runs[b], row_runs[b + 1]):
+            stop = (b + 1) * n if j + 1 == row_runs[b + 1] else run_start[j + 1]
+            part = row[run_start[j] - b * n]
+            run_part[j] = part
+            part_px[b, part] += stop - run_start[j]
 
 
 @njit(nogil=True, cache=True)

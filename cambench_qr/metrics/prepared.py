@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 import torch
 
-from cambench_qr.metrics import _rows
+from cambench_qr.metrics import _rows, cpu_kernels
 from cambench_qr.metrics._rows import Scratch
 from cambench_qr.metrics.edt import distance_to_labels
 from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
@@ -64,14 +63,6 @@ _CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"
 MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}  # region = pixels of class >= MIN_CLASS[region]
 
 
-def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
-    """Flat (int64) indices of the True entries of a contiguous bool tensor; numpy on the CPU (its
-    flatnonzero is several times faster than torch.nonzero)."""
-    if _rows.numpy_kernels(mask.device):
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return mask.view(-1).nonzero()[:, 0]
-
-
 def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     """float64 sums of the flat ``values`` over the runs ``[starts[i], starts[i + 1])`` (the last run
     ends at the end). (The CPU scoring path sums each row's runs with ``cpu_kernels.run_sums``.)"""
@@ -79,13 +70,36 @@ def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     return torch.segment_reduce(values.reshape(-1).double(), "sum", lengths=lengths)
 
 
-def _pixel_classes(flat: torch.Tensor, scratch: Scratch | None) -> torch.Tensor:
-    """``_CLASS_OF_PART`` of every id of (B, n) uint8 part maps (an OpenCV table lookup on the CPU, into
-    ``scratch`` when given)."""
+_CLASS_BITS = sum(int(c) << (2 * i) for i, c in enumerate(_CLASS_OF_PART[:NUM_PARTS]))  # 2 bits an id
+
+
+def _part_runs(flat: torch.Tensor, scratch: Scratch | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(run_start, run_bin, row_runs, part_px, pixel_class)`` of (B, n) uint8 part maps (see
+    ``PreparedParts``): compiled kernels on the CPU (the classes into ``scratch`` when given), batched
+    torch ops elsewhere."""
+    batch, n = flat.shape
     if _rows.numpy_kernels(flat.device):
-        out = None if scratch is None else scratch.get("pixel_class", tuple(flat.shape), np.uint8)
-        return torch.from_numpy(cv2.LUT(flat.numpy(), _CLASS_OF_PART.numpy(), dst=out))
-    return _CLASS_OF_PART.to(flat.device)[flat.long()]
+        parts = flat.numpy()
+        classes = np.empty_like(parts) if scratch is None else scratch.get("pixel_class", parts.shape, "u1")
+        row_runs = np.empty(batch + 1, np.int64)
+        cpu_kernels.count_part_runs(parts, _CLASS_BITS, classes, row_runs)
+        run_start, run_part = np.empty(row_runs[-1], np.int64), np.empty(row_runs[-1], np.int64)
+        part_px = np.zeros((batch, NUM_PARTS), np.int64)
+        cpu_kernels.part_runs(parts, row_runs, run_start, run_part, part_px)
+        run_bin = np.repeat(np.arange(batch) * NUM_PARTS, np.diff(row_runs)) + run_part
+        return (torch.from_numpy(run_start), torch.from_numpy(run_bin), torch.from_numpy(row_runs),
+                torch.from_numpy(part_px).double(), torch.from_numpy(classes))
+    starts = torch.ones_like(flat, dtype=torch.bool)
+    torch.ne(flat[:, 1:], flat[:, :-1], out=starts[:, 1:])
+    run_start = starts.view(-1).nonzero()[:, 0]
+    row_runs = torch.searchsorted(run_start, torch.arange(batch + 1, device=flat.device) * n)
+    row = torch.repeat_interleave(torch.arange(batch, device=flat.device), torch.diff(row_runs))
+    run_bin = row * NUM_PARTS + flat.view(-1)[run_start]
+    run_length = torch.diff(run_start, append=run_start.new_tensor([batch * n]))
+    part_px = torch.bincount(run_bin, weights=run_length.double(), minlength=batch * NUM_PARTS)
+    pixel_class = _CLASS_OF_PART.to(flat.device)[flat.long()]
+    return run_start, run_bin, row_runs, part_px.view(batch, NUM_PARTS), pixel_class
 
 
 @dataclass(frozen=True)
@@ -160,16 +174,7 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     n = height * width
     device = prt.device
     flat = prt.view(batch, n)
-    starts = torch.ones_like(flat, dtype=torch.bool)
-    torch.ne(flat[:, 1:], flat[:, :-1], out=starts[:, 1:])
-    run_start = flat_nonzero(starts)
-    row_runs = torch.searchsorted(run_start, torch.arange(batch + 1, device=device) * n)
-    row = torch.repeat_interleave(torch.arange(batch, device=device), torch.diff(row_runs))
-    run_bin = row * NUM_PARTS + flat.view(-1)[run_start]
-    run_length = torch.diff(run_start, append=run_start.new_tensor([batch * n]))
-    part_px = torch.bincount(run_bin, weights=run_length.double(), minlength=batch * NUM_PARTS)
-    part_px = part_px.view(batch, NUM_PARTS)
-    pixel_class = _pixel_classes(flat, scratch)
+    run_start, run_bin, row_runs, part_px, pixel_class = _part_runs(flat, scratch)
     paper_timing = None
     if mask_mode == "paper":
         paper_timing = paper_timing_mask(prt, px).view(batch, n)
