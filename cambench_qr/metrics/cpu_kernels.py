@@ -192,14 +192,14 @@ def rank_stats(keys: np.ndarray, quantile: np.ndarray, low: np.ndarray, top_k: n
         value[0] = np.float32(tau)
         if np.float64(value[0]) < tau:  # round up: the next float32
             word[0] += np.uint32(1)
-        positions[j] = np.searchsorted(keys, _value_key(np.int64(word[0])))
+        positions[j] = _first_at_least(keys, _value_key(np.int64(word[0])))
     for r in range(n_rank):
         cut = keys[min(max(n - top_k[r], 0), n - 1)] & -4
-        positions[n_auc + r] = np.searchsorted(keys, cut)
-        positions[n_auc + n_rank + r] = np.searchsorted(keys, cut + 3, side="right")
-    positions[n_auc + 2 * n_rank] = np.searchsorted(keys, keys[n - 1] & -4)
+        positions[n_auc + r] = _first_at_least(keys, cut)
+        positions[n_auc + n_rank + r] = _first_at_least(keys, cut + 4)
+    positions[n_auc + 2 * n_rank] = _first_at_least(keys, keys[n - 1] & -4)
 
-    order = np.argsort(positions)
+    order = _argsort_small(positions)
     box = structure = finder = box_sum = structure_sum = 0
     start = 0
     for i in range(order.shape[0] + 1):
@@ -224,12 +224,39 @@ def rank_stats(keys: np.ndarray, quantile: np.ndarray, low: np.ndarray, top_k: n
             if not _class_step(block[j], block[j + 1]):
                 continue
             run = block[j + 1] & -4
-            below = first + j + 1 - np.searchsorted(keys, run)
-            above = np.searchsorted(keys, run + 3, side="right") - (first + j + 1)
+            below = first + j + 1 - _first_at_least(keys, run)
+            above = _first_at_least(keys, run + 4) - (first + j + 1)
             lower, upper = block[j] & 3, block[j + 1] & 3
             for c in range(1, 3):
                 if lower < c <= upper:
                     sums[1 + c] += below * above
+
+
+@njit(nogil=True, cache=True)
+def _first_at_least(keys: np.ndarray, key: int) -> int:
+    """The first position of sorted ``keys`` holding ``key`` or more (a binary search; the first with a
+    greater value than a class-0 key k is the first at least k + 4). Here rather than np.searchsorted,
+    whose numba version takes seconds to compile."""
+    lo, hi = 0, keys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(nogil=True, cache=True)
+def _argsort_small(values: np.ndarray) -> np.ndarray:
+    """Indices that sort a few ``values`` (insertion sort: cheap for tens, quick to compile)."""
+    order = np.arange(values.shape[0])
+    for i in range(1, order.shape[0]):
+        j = i
+        while j > 0 and values[order[j - 1]] > values[order[j]]:
+            order[j - 1], order[j] = order[j], order[j - 1]
+            j -= 1
+    return order
 
 
 # Loops over whole slices (indices from range(len)): numba then needs no negative-index wrap per element
