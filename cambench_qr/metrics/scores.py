@@ -59,6 +59,7 @@ SCORE_NAMES: tuple[str, ...] = tuple(SCORES)
 _MASS_REGION = {"fmr": "finder", "tmr": "timing", "bl": "box"}
 _AUC_REGION = {"auc_misf": "finder", "auc_mist": "timing", "auc_bg": "outside"}
 _RANK_REGIONS = ("finder", "structure", "box")
+_ROC_REGIONS = ("structure", "box")
 # The four pixel classes (``prepared.MIN_CLASS``) ride through the sort as the 2 low bits of each key.
 
 
@@ -213,9 +214,6 @@ class _RankStats:
     top_value: torch.Tensor
 
 
-_ROC_REGIONS = ("structure", "box")
-
-
 def _quantile_positions(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, low)``: the AUC quantiles as fractional sorted positions ``q * (n - 1)`` (float64) and their
     floors (int64); a threshold interpolates the values at ``low`` and ``min(low + 1, n - 1)``."""
@@ -269,11 +267,12 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, to
         cpu_kernels.rank_stats(keys.view(np.int32), q, low, k[row], positions[row], counts[row], sums[row])
         top[row] = keys[-1]
     top_value = torch.from_numpy(((top ^ cpu_kernels.KEY_SIGN) >> 2).view(np.float32))
-    at_least = dict(zip(("box", "structure", "finder"), torch.from_numpy(counts).unbind(-1), strict=True))
-    sums_t = torch.from_numpy(sums).double()
+    by_class = sorted(MIN_CLASS, key=MIN_CLASS.get)  # box, structure, finder: class >= 1, 2, 3
+    at_least = dict(zip(by_class, torch.from_numpy(counts).unbind(-1), strict=True))
+    sums_t = torch.from_numpy(sums).double()  # position sums, then tied pairs, of class >= 1 and >= 2
     stats = _RankStats(torch.from_numpy(positions), _region_counts(torch.from_numpy(positions), at_least),
-                       position_sum={"box": sums_t[:, 0], "structure": sums_t[:, 1]},
-                       tied_pairs={"box": sums_t[:, 2], "structure": sums_t[:, 3]}, top_value=top_value)
+                       position_sum={r: sums_t[:, MIN_CLASS[r] - 1] for r in _ROC_REGIONS},
+                       tied_pairs={r: sums_t[:, MIN_CLASS[r] + 1] for r in _ROC_REGIONS}, top_value=top_value)
     weighted = torch.from_numpy(weighted_blocks.sum(1, dtype=np.float64))
     return stats, torch.from_numpy(totals), weighted
 
