@@ -31,7 +31,7 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
     as h_q - h_p times a table of 1 / (2 d), not divided: two distinct intersections differ by at least
     1 / (2 W)^2, far more than the rounding, and at an integer column the parabolas of two equal
     intersections give the same (integer) squared distance. Indices are unsigned: numba then checks
-    no negative index (with the table: 1.3x the speed here)."""
+    no negative index (with the table and whole-segment readout loops: 1.4x the speed here)."""
     batch, height, width = labels.shape
     far = height + width  # more than any in-column distance
     g = np.empty((height, width), np.int64)
@@ -42,7 +42,7 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
     half_inverse = np.empty(width, np.float64)
     for d in range(1, width):
         half_inverse[d] = 1.0 / (2.0 * d)
-    one = np.uint64(1)
+    one, end = np.uint64(1), np.uint64(width)
     for b in range(batch):
         image = labels[b]
         for x in range(width):
@@ -80,14 +80,17 @@ def exact_distance(labels: np.ndarray, least: int, out: np.ndarray, totals: np.n
                 continue
             x = np.uint64(0)
             for j in range(one, k + one):  # the j-th parabola is lowest on [x, bound[j + 1]]
-                p = parabola[j]
-                while x < width and x <= bound[j + one]:
-                    offset = np.int64(x) - np.int64(p)
+                if bound[j + one] < x:
+                    continue
+                p = np.int64(parabola[j])
+                stop = end if bound[j + one] >= width - 1 else np.uint64(bound[j + one]) + one
+                for column in range(x, stop):
+                    offset = np.int64(column) - p
                     # float32 square root of an exact integer: the rounded float64 one, cheaper
                     distance = np.sqrt(np.float32(offset * offset + f[p]))
-                    row[x] = distance
+                    row[column] = distance
                     total += distance
-                    x += one
+                x = stop
         totals[b] = total
 
 
