@@ -55,11 +55,11 @@ def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor
     return px
 
 
-# Pixel class of each part id in standard mode: [in box] + [in structure] + [in finder] (256 entries:
-# a uint8 lookup table; ids >= NUM_PARTS never reach it). Four disjoint classes: 0 outside the box,
-# 1 box but not structure, 2 timing, 3 finder; so every region is a threshold on the class.
+# Pixel class of each part id in standard mode: [in box] + [in structure] + [in finder]. Four disjoint
+# classes: 0 outside the box, 1 box but not structure, 2 timing, 3 finder; so every region is a threshold
+# on the class.
 _CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"]) + (i in REGIONS["finder"])
-                               for i in range(NUM_PARTS)] + [0] * (256 - NUM_PARTS), dtype=torch.uint8)
+                               for i in range(NUM_PARTS)], dtype=torch.uint8)
 MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}  # region = pixels of class >= MIN_CLASS[region]
 
 
@@ -70,7 +70,7 @@ def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     return torch.segment_reduce(values.reshape(-1).double(), "sum", lengths=lengths)
 
 
-_CLASS_BITS = sum(int(c) << (2 * i) for i, c in enumerate(_CLASS_OF_PART[:NUM_PARTS]))  # 2 bits an id
+_CLASS_BITS = sum(int(c) << (2 * i) for i, c in enumerate(_CLASS_OF_PART))  # the classes, 2 bits an id
 
 
 def _part_runs(flat: torch.Tensor, scratch: Scratch | None
