@@ -493,7 +493,7 @@ def test_large_batches_are_chunked_with_the_same_numbers(monkeypatch):
 @pytest.mark.parametrize("mask_mode,tolerance", [("standard", 0.0), ("paper", 1.5), ("standard", 2.0)])
 def test_batched_torch_kernels_give_the_cpu_kernels_numbers(monkeypatch, mask_mode, tolerance):
     """The batched torch kernels (every device but the CPU) run here on CPU tensors: same scores as the
-    numpy/OpenCV row kernels, on tied maps over random part maps and on CAM-like maps over a rendered
+    numpy/numba row kernels, on tied maps over random part maps and on CAM-like maps over a rendered
     symbol (long runs of equal part ids)."""
     sal, parts = random_batch(13, batch=5, levels=5)
     symbol = torch.from_numpy(np.kron(np.pad(qr_module_parts(), 4, constant_values=QUIET_ZONE),

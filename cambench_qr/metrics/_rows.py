@@ -1,4 +1,4 @@
-"""Run numpy/OpenCV/numba/torch work over chunks of batch rows on a few threads (their kernels release
+"""Run numpy/numba/torch work over chunks of batch rows on a few threads (their kernels release
 the GIL; numpy's row sort scales worst: 1.4-1.6x on 2 threads here)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _threads() -> int:
 
 
 def numpy_kernels(device: torch.device) -> bool:
-    """Whether tensors on ``device`` are scored by the numpy/OpenCV kernels (CPU) rather than the
+    """Whether tensors on ``device`` are scored by the numpy/numba kernels (CPU) rather than the
     batched torch ones (any other device). Both give the same numbers; tests patch this to run the
     torch kernels on the CPU."""
     return device.type == "cpu"

@@ -111,11 +111,12 @@ def count_part_runs(parts: np.ndarray, class_bits: int, classes: np.ndarray, row
 
 
 @njit(nogil=True, cache=True)
-def part_runs(parts: np.ndarray, row_runs: np.ndarray, run_start: np.ndarray, run_part: np.ndarray,
+def part_runs(parts: np.ndarray, row_runs: np.ndarray, run_start: np.ndarray, run_bin: np.ndarray,
               part_px: np.ndarray) -> None:
-    """The runs counted by ``count_part_runs``: each one's flat start (row * n + column) and part id,
-    and each row's pixels per part id (``part_px`` (B, ids), zeroed by the caller)."""
+    """The runs counted by ``count_part_runs``: each one's flat start (row * n + column) and bin (row *
+    ids + part id), and each row's pixels per part id (``part_px`` (B, ids), zeroed by the caller)."""
     batch, n = parts.shape
+    ids = part_px.shape[1]
     for b in range(batch):
         row = parts[b]
         r = row_runs[b]
@@ -127,7 +128,7 @@ def part_runs(parts: np.ndarray, row_runs: np.ndarray, run_start: np.ndarray, ru
         for j in range(row_runs[b], row_runs[b + 1]):
             stop = (b + 1) * n if j + 1 == row_runs[b + 1] else run_start[j + 1]
             part = row[run_start[j] - b * n]
-            run_part[j] = part
+            run_bin[j] = b * ids + part
             part_px[b, part] += stop - run_start[j]
 
 

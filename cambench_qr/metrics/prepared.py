@@ -84,10 +84,9 @@ def _part_runs(flat: torch.Tensor, scratch: Scratch | None
         classes = np.empty_like(parts) if scratch is None else scratch.get("pixel_class", parts.shape, "u1")
         row_runs = np.empty(batch + 1, np.int64)
         cpu_kernels.count_part_runs(parts, _CLASS_BITS, classes, row_runs)
-        run_start, run_part = np.empty(row_runs[-1], np.int64), np.empty(row_runs[-1], np.int64)
+        run_start, run_bin = np.empty(row_runs[-1], np.int64), np.empty(row_runs[-1], np.int64)
         part_px = np.zeros((batch, NUM_PARTS), np.int64)
-        cpu_kernels.part_runs(parts, row_runs, run_start, run_part, part_px)
-        run_bin = np.repeat(np.arange(batch) * NUM_PARTS, np.diff(row_runs)) + run_part
+        cpu_kernels.part_runs(parts, row_runs, run_start, run_bin, part_px)
         return (torch.from_numpy(run_start), torch.from_numpy(run_bin), torch.from_numpy(row_runs),
                 torch.from_numpy(part_px).double(), torch.from_numpy(classes))
     starts = torch.ones_like(flat, dtype=torch.bool)
