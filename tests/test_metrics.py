@@ -394,7 +394,6 @@ def test_rank_statistics_of_the_cpu_kernel_and_torch_against_brute_force():
             assert float(torch_stats.position_sum[region][row]) == position_sum
             assert float(torch_stats.tied_pairs[region][row]) == pairs
     assert (torch_stats.tied_pairs["structure"] > 0).any()  # the maps do tie across classes
-    assert torch.equal(torch_stats.top_value, w_unit.amax(1))
 
 
 def test_large_and_wide_maps_against_references():

@@ -16,6 +16,7 @@ import torch
 
 from cambench_qr.metrics import _rows, cpu_kernels
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
+from cambench_qr.metrics.cpu_kernels import KEY_OFFSET
 from cambench_qr.metrics.prepared import (
     MIN_CLASS,
     POINTING_REGIONS,
@@ -118,16 +119,13 @@ def _nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
     return torch.where(invalid, torch.full_like(x, float("nan")), x)
 
 
-_KEY_OFFSET = cpu_kernels.KEY_OFFSET
-
-
 def sorted_keys(w_unit: torch.Tensor, pixel_class: torch.Tensor) -> torch.Tensor:
     """Row-wise ascending sort of ``key = ((float32 bits of w_unit) << 2 | pixel_class) - 2**31`` (int32).
 
     ``w_unit`` must lie in [0, 1): its bits are then below 2**30, the unsigned key below 2**32, and
     non-negative float32 values order like their bit patterns; subtracting 2**31 keeps the order in
     int32. In torch; the CPU path sorts row by row with ``sort_row_keys``."""
-    keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - _KEY_OFFSET
+    keys = ((w_unit.contiguous().view(torch.int32).long() << 2) | pixel_class.long()) - KEY_OFFSET
     return torch.sort(keys.int(), dim=1).values
 
 
@@ -148,7 +146,7 @@ def class_steps(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def value_key(value: torch.Tensor) -> torch.Tensor:
     """The smallest key of a float32 value in [0, 1) (class 0)."""
-    return ((value.float().contiguous().view(torch.int32).long() << 2) - _KEY_OFFSET).int()
+    return ((value.float().contiguous().view(torch.int32).long() << 2) - KEY_OFFSET).int()
 
 
 def _unit_scale(w: torch.Tensor, w_max: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,14 +202,12 @@ class _RankStats:
     rank region, the first and then the end of the run of values tied at the cut of its |M| highest
     pixels; the first of the maximum's run), ``below`` the pixels of each region before each of them
     (float64, (B, Q) per region), ``position_sum`` the sum of sorted positions of each ROC region's
-    pixels, ``tied_pairs`` its pixels' ties with the complement (pairs of equal values) and
-    ``top_value`` (B,) float32 the maximum of the unit-scaled map."""
+    pixels and ``tied_pairs`` its pixels' ties with the complement (pairs of equal values)."""
 
     positions: torch.Tensor
     below: dict[str, torch.Tensor]
     position_sum: dict[str, torch.Tensor]
     tied_pairs: dict[str, torch.Tensor]
-    top_value: torch.Tensor
 
 
 def _quantile_positions(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,7 +252,6 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, to
     positions = np.empty((batch, len(q) + 2 * k.shape[1] + 1), np.int64)
     counts = np.empty((*positions.shape, 3), np.int64)  # class >= 1, 2, 3
     sums = np.empty((batch, 4), np.int64)
-    top = np.empty(batch, np.uint32)  # each row's largest key
     for row in range(batch):
         first, last = row_runs[row], row_runs[row + 1]
         runs = run_start[first:last] - row * n
@@ -265,14 +260,12 @@ def _row_pass(w: torch.Tensor, w_unit: torch.Tensor, prepared: PreparedParts, to
                   out=weighted_blocks[row])
         sort_row_keys(bits[row], classes[row], keys)
         cpu_kernels.rank_stats(keys.view(np.int32), q, low, k[row], positions[row], counts[row], sums[row])
-        top[row] = keys[-1]
-    top_value = torch.from_numpy(((top ^ cpu_kernels.KEY_SIGN) >> 2).view(np.float32))
     by_class = sorted(MIN_CLASS, key=MIN_CLASS.get)  # box, structure, finder: class >= 1, 2, 3
     at_least = dict(zip(by_class, torch.from_numpy(counts).unbind(-1), strict=True))
     sums_t = torch.from_numpy(sums).double()  # position sums, then tied pairs, of class >= 1 and >= 2
     stats = _RankStats(torch.from_numpy(positions), _region_counts(torch.from_numpy(positions), at_least),
                        position_sum={r: sums_t[:, MIN_CLASS[r] - 1] for r in _ROC_REGIONS},
-                       tied_pairs={r: sums_t[:, MIN_CLASS[r] + 1] for r in _ROC_REGIONS}, top_value=top_value)
+                       tied_pairs={r: sums_t[:, MIN_CLASS[r] + 1] for r in _ROC_REGIONS})
     weighted = torch.from_numpy(weighted_blocks.sum(1, dtype=np.float64))
     return stats, torch.from_numpy(totals), weighted
 
@@ -329,7 +322,7 @@ class _Ranked:
 
     def values_at(self, position: torch.Tensor) -> torch.Tensor:
         """float64 values (of the unit-scaled map) at sorted positions."""
-        bits = ((torch.gather(self.keys, 1, position).long() + _KEY_OFFSET) >> 2).int()
+        bits = ((torch.gather(self.keys, 1, position).long() + KEY_OFFSET) >> 2).int()
         return bits.view(torch.float32).double()
 
     def mixed_run_pairs(self, first_class: int) -> torch.Tensor:
@@ -383,8 +376,7 @@ def _torch_rank_stats(ranked: _Ranked, top_k: torch.Tensor) -> _RankStats:
     positions = torch.cat([kept_from, ranked.first_at_least(cut), ranked.first_above(cut), top_from], 1)
     return _RankStats(positions, ranked.counts_below(positions),
                       {r: ranked.position_sum[r] for r in _ROC_REGIONS},
-                      {r: ranked.mixed_run_pairs(MIN_CLASS[r]) for r in _ROC_REGIONS},
-                      ranked.values_at(last)[:, 0].float())
+                      {r: ranked.mixed_run_pairs(MIN_CLASS[r]) for r in _ROC_REGIONS})
 
 
 def check_saliency(saliency, shape: torch.Size | None = None) -> torch.Tensor:
@@ -531,14 +523,14 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
 
     # Pointing game: share of the pixels at the maximum that lie within the tolerance of M.
     n_top = (n - top_from[:, 0]).double()
+    top = w_unit == w_unit.amax(1, keepdim=True) if prepared.near else None  # pixels at the maximum
     for r in POINTING_REGIONS:
         empty = area_px[r] == 0
-        if not prepared.near:
+        if top is None:
             hits = area_px[r] - below_top[r][:, 0]
             near_px = area_px[r]
         else:
             near = prepared.near[r]
-            top = w_unit == stats.top_value[:, None]
             hits, near_px = (top & near).sum(1).double(), near.sum(1).double()
         out[f"pointing_{r}"] = _nan_where(hits / n_top, empty)
         chance[f"pointing_{r}"] = _nan_where(near_px / n, empty)
