@@ -70,7 +70,31 @@ def test_model_card_content_and_errors(tmp_path):
         "accuracy_standard",
         "fmr_gradcam_standard",
         "tmr_gradcam_standard",
-    ]
+    ]  # the grouped accuracy rows (negative kinds, version bands) stay out of model-index and entries
+    assert [e["dataset"]["task_id"] for e in entries].count("accuracy_standard") == 1
+    assert "Competent: accuracy 0.900 on `standard`, at least the competence floor 0.90." in card.content
+    # verdicts against the uniform and the best (edge) null map: tests/hub_summaries.py, method index 2
+    assert (
+        "| LayerCAM | FMR ↑ | ≈: 0.000 [-0.050, 0.050] | null: edge | worse: -0.100 [-0.150, -0.050] |"
+        in (card.content)
+    )
+    assert (
+        "| Grad-CAM | DtS ↓ | better: -0.100 [-0.150, -0.050] | null: edge | ≈: 0.000 [-0.050, 0.050] |"
+        in (card.content)
+    )
+    assert card.content.count("| null: edge |") == 4 * 3  # methods x FMR, BL, DtS
+
+
+def test_model_card_marks_a_model_that_is_not_competent(tmp_path):
+    hub = HubRoot(tmp_path, "alice")
+    folder = hub.model_dir("test_resnet", "zs")
+    folder.mkdir(parents=True)
+    (folder / "training.json").write_text(json.dumps(training()))
+    card = ModelCard.load(write_model_card(folder, summary(accuracy=0.6), hub)).content
+    assert "**Not competent**: accuracy 0.600 on `standard`, below the competence floor 0.90." in card
+    old = summary(accuracy=0.85, legacy=True, configs=("blur",))  # judged on the first config
+    card = ModelCard.load(write_model_card(folder, old, hub)).content
+    assert "**Not competent**: accuracy 0.850 on `blur`" in card and "Against the null maps" not in card
 
 
 def test_metric_space_is_a_clean_copy(tmp_path):

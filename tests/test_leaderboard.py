@@ -1,5 +1,7 @@
 """Leaderboard from hand-written summary.json files (tests/hub_summaries.py): values, CIs, chance, latency,
-the Pareto front, revision guards, and the command line."""
+the null maps once per config and input size, the verdicts against the null maps, competence, the
+headline, the accuracy breakdowns, the Pareto front, revision guards, old summaries, the report and the
+command line."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from cambench_qr.cli import main
 from cambench_qr.hub_cards import build_leaderboard
 from cambench_qr.hub_cards.leaderboard import PARQUET_PATH, collect_rows
 from cambench_qr.hub_cards.plot import FRONT_COLOUR, pareto_front
+from cambench_qr.hub_cards.report import write_report
+from cambench_qr.hub_cards.verdicts import best_nulls
 
 # A: fast and good; B: slow and best; C: slower than A and worse -> dominated by A.
 MODELS = {  # the first also has the paper config (mixed distortions, no severity levels)
@@ -46,10 +50,11 @@ def test_pareto_front_hand_computed():
 def test_leaderboard_table_values(results, tmp_path):
     out = tmp_path / "board"
     written = build_leaderboard(results, out)
-    assert set(written) == {"parquet", "plot", "markdown", "card"}
+    assert set(written) == {"parquet", "plot", "markdown", "headline", "card"}
     rows = pq.read_table(out / PARQUET_PATH).to_pylist()
-    # models x (standard: 4 CAMs + 1 null map; blur: 4 CAMs x severities 1, 3) + A's paper: 4 CAMs x 2 groups
-    assert len(rows) == 3 * (5 + 8) + 8
+    # models x (standard: 4 CAMs + 2 null maps; blur: (4 CAMs + 1 null map) x severities 1, 3)
+    # + A's paper: 4 CAMs x 2 groups
+    assert len(rows) == 3 * (6 + 10) + 8
     row = next(
         r for r in rows if r["regime"] == "zs" and r["method"] == "layercam" and r["config"] == "standard"
     )
@@ -66,14 +71,20 @@ def test_leaderboard_table_values(results, tmp_path):
         "| test_resnet-ft_struct | test_resnet | ft_struct | EigenGrad-CAM | 0.900 | 0.630 [0.580, 0.680]"
     )  # best FMR first
     assert standard[4].endswith("| 23.0 | 20 (1) |")  # ms/img, maps (NaN FMR maps)
-    assert standard[-3].startswith(
-        "| test_resnet-ft_leakmin | test_resnet | ft_leakmin | null: uniform | 0.900 | 0.490"
-    )
-    assert standard[-2].startswith("| chance (uniform map) |") and "0.300" in standard[-2]
+    assert standard[15].startswith("| test_resnet-ft_leakmin | test_resnet | ft_leakmin | Grad-CAM | 0.900")
+    assert standard[16].startswith("| chance (uniform map) |") and "0.300" in standard[16]
+    # the null maps once, from the first model by name (ft_leakmin: quality 0.45, uniform = index 4)
+    assert "Null maps at 64 px input" in standard[18] and "values from test_resnet-ft_leakmin" in standard[18]
+    assert standard[22].startswith("| null: edge | 0.500 [0.450, 0.550] |")  # best FMR first
+    assert standard[23].startswith("| null: uniform | 0.490 [0.440, 0.540] |")
+    assert sum("null:" in line for line in standard) == 2
     assert "### paper\n\n2 distortion groups without severity levels" in text
     assert (
         "| test_resnet-zs | LayerCAM | 0.420 [0.370, 0.470] | 0.220 [0.170, 0.270] |" in text
     )  # by severity
+    blur = text.split("### blur: FMR")[1].split("###")[0]
+    assert blur.count("null: uniform") == 1
+    assert "| null maps (64 px) | null: uniform | 0.390 [0.340, 0.440] | 0.190 [0.140, 0.240] |" in blur
     front = text.split("Pareto front: ")[1].splitlines()[0]
     assert "test_resnet-ft_leakmin" not in front and front.count("test_resnet-zs") == 4
 
@@ -118,3 +129,168 @@ def test_cli_leaderboard_and_its_errors(results, tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
     assert main(["leaderboard", "--results", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_best_null_follows_each_scores_direction():
+    def row(method: str, score: str, mean: float) -> dict:
+        return dict(
+            config="standard",
+            split="test",
+            distortion="none",
+            severity=0,
+            method=method,
+            score=score,
+            mean=mean,
+        )
+
+    structure = [
+        row("null_uniform", "fmr", 0.2),
+        row("null_edge", "fmr", 0.3),
+        row("null_centre", "fmr", 0.1),
+        row("null_uniform", "bl", 0.5),
+        row("null_edge", "bl", 0.6),
+        row("null_centre", "bl", 0.4),
+        row("null_uniform", "dts", 0.2),
+        row("null_edge", "dts", float("nan")),
+        row("gradcam", "dts", 0.0),
+    ]  # higher FMR is better, lower BL / DtS; NaN means and CAM rows never win
+    assert best_nulls(structure) == {
+        ("standard", "test", "none", 0, "fmr"): "null_edge",
+        ("standard", "test", "none", 0, "bl"): "null_centre",
+        ("standard", "test", "none", 0, "dts"): "null_uniform",
+    }
+
+
+def _with_causal(payload: dict) -> dict:
+    """`payload` with Grad-CAM's clean rows copied to the interventions config and its causal agreement."""
+    gradcam = [r for r in payload["structure"] if r["method"] == "gradcam" and r["config"] == "standard"]
+    payload["structure"] += [{**r, "config": "interventions"} for r in gradcam]
+    payload["causal"] = [
+        {
+            "kind": "intervention_agreement",
+            "config": "interventions",
+            "split": "test",
+            "method": "gradcam",
+            "score": "causal_agreement",
+            "n": 10,
+            "n_invalid": 0,
+            "mean": 0.42,
+            "std": 0.1,
+            "ci_low": 0.3,
+            "ci_high": 0.5,
+        }
+    ]
+    return payload
+
+
+def test_verdicts_competence_headline_accuracy_and_report(tmp_path):
+    results = [
+        write_summary(tmp_path / "A", _with_causal(summary(regime="zs"))),
+        write_summary(tmp_path / "B", summary(regime="ft_struct", quality=0.6)),
+        write_summary(tmp_path / "C", summary(regime="ft_leakmin", quality=0.45, accuracy=0.6)),
+    ]
+    out = tmp_path / "board"
+    written = build_leaderboard(results, out)
+    rows = pq.read_table(written["parquet"]).to_pylist()
+    key = {(r["model"], r["method"], r["config"], r["severity"]): r for r in rows}
+    layercam = key[("test_resnet-zs", "layercam", "standard", 0)]  # method index 2
+    assert (layercam["fmr_vs_uniform"], layercam["bl_vs_uniform"]) == ("indistinguishable",) * 2
+    assert (layercam["dts_best_null"], layercam["dts_vs_best_null"]) == ("null_edge", "worse")
+    gradcam = key[("test_resnet-zs", "gradcam", "standard", 0)]  # method index 0
+    assert (gradcam["tmr_vs_uniform"], gradcam["fmr_vs_best_null"]) == ("better", "indistinguishable")
+    assert key[("test_resnet-zs", "null_edge", "standard", 0)]["fmr_vs_uniform"] is None
+    assert key[("test_resnet-zs", "gradcam", "blur", 1)]["fmr_vs_uniform"] is None  # no vs_null rows there
+    assert layercam["cam_grid"] == [2, 2] and layercam["competence_floor"] == 0.9
+    assert {r["model"]: r["competent"] for r in rows} == {
+        "test_resnet-zs": True,
+        "test_resnet-ft_struct": True,
+        "test_resnet-ft_leakmin": False,
+    }
+
+    text = written["markdown"].read_text()
+    verdicts = text.split("CAMs against the null maps")[1].split("###")[0]
+    assert (
+        "| test_resnet-zs | LayerCAM | ≈ | worse (edge) | ≈ | worse (edge) | ≈ | worse (edge) |" in verdicts
+    )
+    assert "| test_resnet-ft_leakmin (not competent) | EigenGrad-CAM | worse | worse (edge) |" in verdicts
+    clean = text.split("### standard (clean")[1].split("###")[0]
+    assert clean.count("test_resnet-ft_leakmin (not competent) |") == 4 and "ft_struct (not" not in clean
+    negatives = text.split("### accuracy by negative kind")[1].split("###")[0]
+    assert "| model | config | finderless_qr | qr_clutter |" in negatives
+    assert "| test_resnet-zs | standard | 0.700 (10) | 1.000 (10) |" in negatives
+    bands = text.split("### accuracy by QR version band")[1].split("###")[0]
+    assert "| model | config | 1-3 | 4-6 | 7-10 |" in bands
+    assert "| test_resnet-ft_leakmin (not competent) | blur | 1.000 (8) | 0.500 (6) | 0.750 (6) |" in bands
+    severity = text.split("### accuracy by distortion severity: blur")[1].split("###")[0]
+    assert "| test_resnet-ft_struct | blur | 0.800 (20) | 0.600 (20) |" in severity
+    assert "distortion severity: standard" not in text  # clean only: the per-config accuracy already
+
+    headline = written["headline"].read_text()
+    table = [line for line in headline.splitlines() if line.startswith("| test_resnet")]
+    assert len(table) == 2 * 4 and not any("ft_leakmin" in line for line in table)
+    assert (
+        "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | Grad-CAM | 0.500 [0.450, 0.550] | "
+        "0.500 [0.450, 0.550] | 0.500 [0.450, 0.550] | better, better, better | "
+        "≈ (edge), ≈ (edge), ≈ (edge) | 0.420 [0.300, 0.500] |" in table
+    )
+    assert table[-1].startswith(
+        "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | Grad-CAM |"
+    )  # worst last
+    assert table[0].endswith("| worse, worse, worse | worse (edge), worse (edge), worse (edge) | – |")
+    assert headline.splitlines()[-1] == (
+        "Left out as not competent (accuracy on clean `standard` below 0.90): test_resnet-ft_leakmin (0.600)."
+    )
+    card = written["card"].read_text()
+    assert card.index("## Headline") < card.index("## cambench-qr 0.1.0") < card.index("### standard (clean")
+
+    index = write_report(tmp_path / "report", out, {"test_resnet-zs": b"png"}, ["somewhere"]).read_text()
+    assert index.startswith("# CAMBench-QR run report\n\n## Headline\n")
+    assert index.index("Left out as not competent") < index.index("### standard (clean")
+    assert (
+        "### accuracy by QR version band" in index
+        and "![test_resnet-zs](gallery-test_resnet-zs.png)" in index
+    )
+    assert (tmp_path / "report" / "leaderboard.png").is_file()
+
+
+def test_summaries_without_the_new_fields_still_load(tmp_path):
+    old = [
+        write_summary(tmp_path / "A", summary(legacy=True)),
+        write_summary(tmp_path / "C", summary(regime="ft_leakmin", accuracy=0.85, legacy=True)),
+    ]
+    written = build_leaderboard(old, tmp_path / "board")
+    rows = pq.read_table(written["parquet"]).to_pylist()
+    assert {r["model"]: r["competent"] for r in rows} == {
+        "test_resnet-zs": True,
+        "test_resnet-ft_leakmin": False,
+    }
+    assert all(r["cam_grid"] is None and "fmr_vs_uniform" not in r for r in rows)
+    text = written["markdown"].read_text()
+    assert "against the null maps" not in text and "### accuracy by" not in text
+    headline = written["headline"].read_text()
+    assert "| test_resnet-zs | test_resnet | zs | 0.900 | – | Grad-CAM |" in headline
+    assert "| –, –, – | –, –, – | – |" in headline
+    assert "test_resnet-ft_leakmin (0.850)." in headline
+
+
+def test_null_maps_once_per_input_size(tmp_path):
+    small = summary(regime="zs", configs=("standard",))
+    large = summary(regime="ft_struct", configs=("standard",))
+    large["model"]["image_size"] = 96
+    text = build_leaderboard(
+        [write_summary(tmp_path / "small", small), write_summary(tmp_path / "large", large)],
+        tmp_path / "board",
+    )["markdown"].read_text()
+    clean = text.split("### standard (clean")[1].split("###")[0]
+    assert clean.count("Null maps at") == 2 and clean.count("| null: uniform |") == 2
+    assert "Null maps at 64 px input" in clean and "values from test_resnet-zs" in clean
+    assert "Null maps at 96 px input" in clean and "values from test_resnet-ft_struct" in clean
+
+
+def test_headline_without_a_competent_model(tmp_path):
+    weak = write_summary(tmp_path / "weak", summary(accuracy=0.5, configs=("standard",)))
+    headline = build_leaderboard([weak], tmp_path / "board")["headline"].read_text().splitlines()
+    assert "No competent model." in headline and not any(
+        line.startswith("| test_resnet") for line in headline
+    )
+    assert headline[-1].endswith("below 0.90): test_resnet-zs (0.500).")

@@ -1,11 +1,12 @@
 """Hub cards room: the local Hub root, model / dataset / metric cards, the leaderboard, and publishing.
 
-- `HubRoot(root, user)`: paths of the repo folders (contract 6).
+- `HubRoot(root, user)`: paths of the repo folders.
 - `write_model_card(model_dir, summary, hub)`: README.md with `model-index`, and
   `.eval_results/cambench-qr.yaml`.
 - `write_eval_yaml(dataset_dir, methods)`: the benchmark `eval.yaml` of the dataset repo.
 - `write_metric_space(module_dir, space_dir)`: the evaluate module folder as a Space.
-- `build_leaderboard(results, out_dir, by_revision=False)`: summary.json files -> parquet, markdown, plot.
+- `build_leaderboard(results, out_dir, by_revision=False)`: summary.json files -> parquet, markdown, the
+  headline (competent models' CAMs against the null maps), plot.
 - `push(hub, what, token)`: upload the folders with huggingface_hub, one `PushResult` per repo.
 """
 

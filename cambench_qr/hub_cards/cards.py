@@ -24,17 +24,20 @@ from huggingface_hub import (
 )
 
 from .. import __version__
+from ..harness.accuracy import competence_accuracy, config_accuracy, model_competence
 from ._io import write_text_atomic
 from .layout import HUB_URL, HubRoot
 from .scores import (
     HEADLINE_SCORES,
     SCORE_LABELS,
+    headline_rows,
     is_clean,
     is_graded,
     is_null_baseline,
     method_label,
     score_label,
 )
+from .verdicts import VERDICT_LEGEND, VERDICT_SCORES, null_comparisons, verdict_cell
 
 TASK_TYPE = "image-classification"
 TASK_NAME = "QR detection with structure-aware CAM explanations"
@@ -92,7 +95,7 @@ def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
             metric_name="Accuracy",
             metric_value=float(r["value"]),
         )
-        for r in summary["accuracy"]
+        for r in config_accuracy(summary["accuracy"])
     ]
     for row in summary["structure"]:
         if _is_card_row(row) and (is_clean(row) or is_graded(row)):
@@ -127,7 +130,7 @@ def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[Ev
             notes=f"{r['n']} test images",
             **common,
         )
-        for r in summary["accuracy"]
+        for r in config_accuracy(summary["accuracy"])
         if r["split"] == "test"
     ]
     for row in summary["structure"]:
@@ -148,10 +151,61 @@ def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[Ev
     return entries
 
 
+def competence_markdown(summary: dict) -> str:
+    """One line: whether the model is competent (accuracy on `standard`, else the first config, at least
+    the competence floor; judged here for summaries that do not record it)."""
+    (competent, floor), row = model_competence(summary), competence_accuracy(summary["accuracy"])
+    accuracy = f"accuracy {_fmt(row['value'])} on `{row['config']}`" if row else "no accuracy"
+    if competent:
+        return f"Competent: {accuracy}, at least the competence floor {floor:.2f}."
+    return (
+        f"**Not competent**: {accuracy}, below the competence floor {floor:.2f}. Its CAM scores "
+        "explain a classifier that does not solve the task; the report's headline leaves it out."
+    )
+
+
+def verdicts_markdown(summary: dict) -> list[str]:
+    """Markdown lines: per CAM method and score of VERDICT_SCORES on the clean headline config, the mean
+    per-image difference to the uniform map and to the best null map with its 95% CI and verdict; empty
+    for summaries without `vs_null` rows."""
+    config = next((r["config"] for r in headline_rows(summary["structure"])), None)
+    comparisons = {
+        key: c for key, c in null_comparisons(summary).items() if key[1] == config and key[3] == "none"
+    }
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        f"Against the null maps on clean `{config}` images ({VERDICT_LEGEND}); cells: verdict, mean "
+        "per-image difference method − null map [95% CI]; the best null map has the best mean score:",
+        "",
+        "| method | score | vs uniform | best null | vs best null |",
+        "|---|---|---|---|---|",
+    ]
+    for (method, *_), scores in comparisons.items():
+        for score in VERDICT_SCORES:
+            sides = scores.get(score, {})
+            uniform, best = sides.get("uniform", {}), sides.get("best", {})
+            lines.append(
+                f"| {method_label(method)} | {score_label(score)} | {_versus(uniform)} | "
+                f"{method_label(best['null']) if best else '–'} | {_versus(best)} |"
+            )
+    return lines
+
+
+def _versus(row: dict) -> str:
+    """`verdict: diff_mean [ci_low, ci_high]` of a vs_null row (`–` without one)."""
+    if not row:
+        return "–"
+    low, high = _fmt(row.get("ci_low")), _fmt(row.get("ci_high"))
+    return f"{verdict_cell(row.get('verdict'))}: {_fmt(row.get('diff_mean'))} [{low}, {high}]"
+
+
 def _results_markdown(summary: dict) -> str:
-    lines = ["| config | split | n | accuracy |", "|---|---|---|---|"]
+    lines = [competence_markdown(summary), "", "| config | split | n | accuracy |", "|---|---|---|---|"]
     lines += [
-        f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |" for r in summary["accuracy"]
+        f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |"
+        for r in config_accuracy(summary["accuracy"])
     ]
     clean = [r for r in summary["structure"] if _is_card_row(r) and is_clean(r)]
     if clean:
@@ -168,7 +222,7 @@ def _results_markdown(summary: dict) -> str:
             f"{_fmt(r.get('chance'))} | {r['n']} ({r.get('n_invalid', 0)}) |"
             for r in clean
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + verdicts_markdown(summary))
 
 
 def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> ModelCard:
@@ -224,7 +278,7 @@ cambench-qr {summary["package_version"]} (results schema {summary["schema_versio
 
 {_results_markdown(summary)}
 
-The same numbers are in the `model-index` above and in `{EVAL_RESULTS_FILE}`.
+The accuracy and structure scores are also in the `model-index` above and in `{EVAL_RESULTS_FILE}`.
 
 ## Limitations
 

@@ -1,4 +1,4 @@
-"""The local Hub root: folders laid out exactly like Hub repos (DESIGN 6, contract 6).
+"""The local Hub root: folders laid out exactly like Hub repos.
 
 ```
 <root>/datasets/<user>/cambench-qr               the dataset repo (parquet + card + eval.yaml)

@@ -1,11 +1,22 @@
-"""The leaderboard: harness `summary.json` files -> one tidy table (parquet), markdown tables and a plot.
+"""The leaderboard: harness `summary.json` files -> one tidy table (parquet), markdown tables, a headline
+and a plot.
 
 One row per (model, CAM method, config, split, distortion, severity) with the model's accuracy on that
-config/split, every structure score's mean, 95% bootstrap CI and chance value (what a uniform map
-scores on the same masks), and the method's latency (ms per image at the largest measured batch).
-Rows of the `interventions` config also carry the method's causal agreement (`harness.causal`); the
-markdown adds a causal-agreement table and a real-photo transfer table (`standard` -> `real`) when the
-results hold those configs.
+config/split, whether the model is competent (`competent`, `competence_floor`: accuracy on `standard`
+at least the floor, `harness.accuracy`), its CAM grid (`cam_grid`, [h, w]), every structure score's
+mean, 95% bootstrap CI and chance value (what a uniform map scores on the same masks), the method's
+latency (ms per image at the largest measured batch) and, for CAM methods, the verdicts against the null
+maps (`<score>_vs_uniform`, `<score>_best_null`, `<score>_vs_best_null`: better / indistinguishable /
+worse, `hub_cards.verdicts`). Rows of the `interventions` config also carry the method's causal agreement
+(`harness.causal`).
+
+`leaderboard.md`: per config the clean-image table of the CAM methods, with the null maps once per
+config and input size under it (null maps depend on the images and the seed only, not on the model); FMR
+by severity; the verdict table (clean headline config: `standard`, else the first); causal agreement and
+real-photo transfer (`standard` -> `real`) when the results hold those configs; accuracy by negative
+kind, QR version band and distortion severity. Models below the competence floor are marked
+"not competent". `headline.md`: the short table of the competent models' CAMs on the clean headline
+config (scores, verdicts, causal agreement) and the models left out; the run report opens with it.
 
 Results are comparable only within one (results schema, package version, data revision): rows from
 different revisions are never mixed silently. Either all inputs share one revision, or `by_revision=True`
@@ -24,12 +35,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..harness.accuracy import COMPETENCE_FLOOR, GROUPS, config_accuracy, headline_config, model_competence
 from ._io import write_bytes_atomic, write_text_atomic
 from .plot import draw_pareto_plot, pareto_front
 from .scores import (
     HEADLINE_SCORES,
     PLOT_SCORE,
     SCORE_LABELS,
+    headline_rows,
     higher_is_better,
     is_clean,
     is_graded,
@@ -37,10 +50,12 @@ from .scores import (
     method_label,
     score_label,
 )
+from .verdicts import VERDICT_LEGEND, VERDICT_SCORES, null_comparisons, verdict_cell, verdict_columns
 
 SCHEMA_VERSION = 1
 SUMMARY_FILE = "summary.json"
 PARQUET_PATH = "data/leaderboard-00000-of-00001.parquet"
+HEADLINE_FILE = "headline.md"
 KEY_COLUMNS = ("model", "method", "config", "split", "distortion", "severity")
 # Causal agreement (harness.causal, higher is better) and the real-photo transfer table's configs and scores.
 CAUSAL_SCORE = "causal_agreement"
@@ -105,11 +120,32 @@ def load_summary(path: str | Path) -> dict:
     return summary
 
 
+def model_name(summary: dict) -> str:
+    model = summary["model"]
+    return model.get("name") or f"{model['backbone']}-{model['regime']}"
+
+
+def model_columns(summary: dict) -> dict:
+    """The model-level columns of a summary's rows; `competent` is judged from the accuracy rows (with this
+    package's floor) for summaries written before it was recorded."""
+    competent, floor = model_competence(summary)
+    return {
+        "model": model_name(summary),
+        "competent": competent,
+        "competence_floor": floor,
+        "cam_grid": summary["model"].get("cam_grid"),
+        "schema_version": summary["schema_version"],
+        "package_version": summary["package_version"],
+        "data_revision": str(summary["data"].get("revision")),
+    }
+
+
 def summary_rows(summary: dict, source: str = "") -> list[dict]:
     """Leaderboard rows of one summary (see the module docstring)."""
     model = summary["model"]
-    name = model.get("name") or f"{model['backbone']}-{model['regime']}"
-    accuracy = {(r["config"], r["split"]): r["value"] for r in summary["accuracy"]}
+    name = model_name(summary)
+    accuracy = {(r["config"], r["split"]): r["value"] for r in config_accuracy(summary["accuracy"])}
+    comparisons = null_comparisons(summary)
     latency: dict[str, dict] = {}
     for r in summary["latency"]:
         if r["method"] not in latency or r["batch_size"] > latency[r["method"]]["batch_size"]:
@@ -131,9 +167,8 @@ def summary_rows(summary: dict, source: str = "") -> list[dict]:
                 "device": summary["hardware"].get("device"),
                 "n": r["n"],
                 "n_invalid": r.get("n_invalid"),
-                "schema_version": summary["schema_version"],
-                "package_version": summary["package_version"],
-                "data_revision": str(summary["data"].get("revision")),
+                **model_columns(summary),
+                **verdict_columns(comparisons.get(key[1:], {})),
                 "source": source,
             },
         )
@@ -167,12 +202,22 @@ def revision_of(row: dict) -> Revision:
     return Revision(row["schema_version"], row["package_version"], row["data_revision"])
 
 
+def load_summaries(paths: list[str | Path]) -> list[tuple[str, dict]]:
+    """(source path, summary) of every summary under `paths` (`find_summaries`, `load_summary`)."""
+    return [(str(path), load_summary(path)) for path in find_summaries(paths)]
+
+
 def collect_rows(paths: list[str | Path], by_revision: bool = False) -> list[dict]:
-    """All leaderboard rows of the summaries under `paths`; raises ValueError when they mix revisions
-    (unless `by_revision`) or when two summaries give the same row."""
+    """All leaderboard rows of the summaries under `paths` (see `checked_rows`)."""
+    return checked_rows(load_summaries(paths), by_revision)
+
+
+def checked_rows(summaries: list[tuple[str, dict]], by_revision: bool = False) -> list[dict]:
+    """The leaderboard rows of (source, summary) pairs; raises ValueError when they mix revisions (unless
+    `by_revision`) or when two summaries give the same row."""
     rows: list[dict] = []
-    for path in find_summaries(paths):
-        rows += summary_rows(load_summary(path), str(path))
+    for source, summary in summaries:
+        rows += summary_rows(summary, source)
     revisions = sorted({revision_of(r) for r in rows}, key=Revision.label)
     if len(revisions) > 1 and not by_revision:
         raise ValueError(
@@ -189,6 +234,17 @@ def collect_rows(paths: list[str | Path], by_revision: bool = False) -> list[dic
             )
         seen[key] = row["source"]
     return sorted(rows, key=lambda r: (revision_of(r).label(), *(str(r[k]) for k in KEY_COLUMNS)))
+
+
+def accuracy_rows(summaries: list[tuple[str, dict]]) -> list[dict]:
+    """The grouped accuracy rows (`harness.accuracy`: by negative kind, QR version band, distortion
+    severity) of (source, summary) pairs, each with its model's columns (`model_columns`)."""
+    return [
+        {**model_columns(summary), **r}
+        for _, summary in summaries
+        for r in summary["accuracy"]
+        if "group" in r
+    ]
 
 
 def _finite(value: float | None) -> bool:
@@ -215,52 +271,109 @@ def _sort_key(row: dict) -> tuple:
     return (is_null_baseline(row["method"]), not known, best_first, row["model"], row["method"])
 
 
-def markdown_tables(rows: list[dict]) -> str:
-    """Markdown: per config, a clean-image table (method x backbone x regime: accuracy, every score as
-    mean [95% CI], ms/img, maps and NaN maps; best plot score first, null-baseline maps last) closed by
-    the chance row; per distortion family, FMR by severity; configs with neither (the paper's mixed
-    distortions) are named."""
+def _model_cell(row: dict) -> str:
+    """The model's name, marked when the model is below the competence floor."""
+    return f"{row['model']} (not competent)" if row.get("competent") is False else row["model"]
+
+
+def null_rows_once(rows: list[dict]) -> dict:
+    """The null-map rows among `rows` once per input size: {image_size: the rows of the first model (by
+    name) evaluated at that size}. A null map depends on the images, their size and the seed only
+    (`harness.baselines`), never on the model, so every model's null rows at one size are the same."""
+    chosen: dict = {}
+    out: dict = defaultdict(list)
+    nulls = sorted(
+        (r for r in rows if is_null_baseline(r["method"])), key=lambda r: (r["model"], r["method"])
+    )
+    for r in nulls:
+        if chosen.setdefault(r.get("image_size"), r["model"]) == r["model"]:
+            out[r.get("image_size")].append(r)
+    return dict(out)
+
+
+def _n_cell(row: dict) -> str:
+    return f"{row['n']} ({row.get(f'{PLOT_SCORE}_n_invalid')})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table: the header, the separator and one line per row of cells."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cells) + " |" for cells in rows),
+    ]
+
+
+def _clean_table(config: str, table: list[dict], scores: list[str]) -> list[str]:
+    """One config's clean-image table: the CAM rows (best plot score first), the chance row, then the null
+    maps once per input size."""
+    labels = [score_label(s) for s in scores]
+    n_label = f"n ({SCORE_LABELS[PLOT_SCORE]} NaN)"
+    cams = sorted((r for r in table if not is_null_baseline(r["method"])), key=_sort_key)
+    lines = [
+        [_model_cell(r), r["backbone"], r["regime"], method_label(r["method"]), _num(r["accuracy"])]
+        + [_cell(r, s) for s in scores]
+        + [_num(r["ms_per_img"], 1), _n_cell(r)]
+        for r in cams
+    ]
+    chance = [sorted({_num(r.get(f"{s}_chance")) for r in table} - {"–"}) for s in scores]
+    lines.append(["chance (uniform map)", "", "", "", "", *("/".join(c) or "–" for c in chance), "", ""])
+    header = ["model", "backbone", "regime", "method", "accuracy", *labels, "ms/img", n_label]
+    out = [f"### {config} (clean, split {table[0]['split']})", "", *_table(header, lines)]
+    for size, nulls in null_rows_once(table).items():
+        out += [
+            "",
+            f"Null maps at {size} px input, the same for every model (they depend on the images and the "
+            f"seed only; values from {nulls[0]['model']}):",
+            "",
+        ]
+        rows = [
+            [method_label(r["method"]), *(_cell(r, s) for s in scores), _n_cell(r)]
+            for r in sorted(nulls, key=_sort_key)
+        ]
+        out += _table(["null map", *labels, n_label], rows)
+    return out + [""]
+
+
+def _severity_table(config: str, table: list[dict]) -> list[str]:
+    """One graded config's plot score by severity: the CAM rows per model, then the null maps once per
+    input size."""
+    severities = sorted({r["severity"] for r in table})
+    cells: dict[tuple, dict] = defaultdict(dict)
+    for r in table:
+        if not is_null_baseline(r["method"]):
+            cells[(_model_cell(r), method_label(r["method"]))][r["severity"]] = _cell(r, PLOT_SCORE)
+    lines = sorted(cells.items())
+    for size, nulls in null_rows_once(table).items():
+        for r in nulls:
+            cells[(f"null maps ({size} px)", method_label(r["method"]))][r["severity"]] = _cell(r, PLOT_SCORE)
+        lines += [(key, c) for key, c in cells.items() if key[0] == f"null maps ({size} px)"]
+    return [
+        f"### {config}: {score_label(PLOT_SCORE)} by severity",
+        "",
+        "| model | method | " + " | ".join(f"severity {s}" for s in severities) + " |",
+        "|" + "---|" * (2 + len(severities)),
+        *(
+            f"| {model} | {method} | " + " | ".join(c.get(s, "–") for s in severities) + " |"
+            for (model, method), c in lines
+        ),
+        "",
+    ]
+
+
+def markdown_tables(rows: list[dict], accuracy: list[dict] = ()) -> str:
+    """Markdown: per config, a clean-image table (CAM method x model: accuracy, every score as mean
+    [95% CI], ms/img, maps and NaN maps; best plot score first) closed by the chance row and the null maps
+    once per input size; per distortion family, FMR by severity (null maps once per input size); configs
+    with neither (the paper's mixed distortions) are named; then the verdicts against the null maps,
+    causal agreement, real-photo transfer and the grouped `accuracy` rows (`accuracy_rows`). Models
+    below the competence floor are marked "not competent"."""
     scores = [s for s in HEADLINE_SCORES if any(s in r for r in rows)]
     out: list[str] = []
     for config in dict.fromkeys(r["config"] for r in rows if is_clean(r)):
-        table = sorted((r for r in rows if r["config"] == config and is_clean(r)), key=_sort_key)
-        out += [
-            f"### {config} (clean, split {table[0]['split']})",
-            "",
-            "| model | backbone | regime | method | accuracy | "
-            + " | ".join(score_label(s) for s in scores)
-            + f" | ms/img | n ({SCORE_LABELS[PLOT_SCORE]} NaN) |",
-            "|" + "---|" * (7 + len(scores)),
-        ]
-        out += [
-            f"| {r['model']} | {r['backbone']} | {r['regime']} | {method_label(r['method'])} | "
-            f"{_num(r['accuracy'])} | "
-            + " | ".join(_cell(r, s) for s in scores)
-            + f" | {_num(r['ms_per_img'], 1)} | {r['n']} ({r.get(f'{PLOT_SCORE}_n_invalid')}) |"
-            for r in table
-        ]
-        chance = [sorted({_num(r.get(f"{s}_chance")) for r in table} - {"–"}) for s in scores]
-        out += [
-            "| chance (uniform map) | | | | | " + " | ".join("/".join(cs) or "–" for cs in chance) + " | | |",
-            "",
-        ]
+        out += _clean_table(config, [r for r in rows if r["config"] == config and is_clean(r)], scores)
     for config in dict.fromkeys(r["config"] for r in rows if is_graded(r)):
-        table = [r for r in rows if r["config"] == config and is_graded(r)]
-        severities = sorted({r["severity"] for r in table})
-        out += [
-            f"### {config}: {score_label(PLOT_SCORE)} by severity",
-            "",
-            "| model | method | " + " | ".join(f"severity {s}" for s in severities) + " |",
-            "|" + "---|" * (2 + len(severities)),
-        ]
-        cells: dict[tuple, dict] = defaultdict(dict)
-        for r in table:
-            cells[(r["model"], r["method"])][r["severity"]] = _cell(r, PLOT_SCORE)
-        out += [
-            f"| {model} | {method_label(method)} | " + " | ".join(c.get(s, "–") for s in severities) + " |"
-            for (model, method), c in sorted(cells.items())
-        ]
-        out.append("")
+        out += _severity_table(config, [r for r in rows if r["config"] == config and is_graded(r)])
     for config in dict.fromkeys(r["config"] for r in rows if not (is_clean(r) or is_graded(r))):
         groups = {
             r["distortion"] for r in rows if r["config"] == config and not (is_clean(r) or is_graded(r))
@@ -272,7 +385,83 @@ def markdown_tables(rows: list[dict]) -> str:
             "table (columns `distortion`, `severity`).",
             "",
         ]
-    return "\n".join(out + causal_and_transfer_tables(rows))
+    out += verdict_table(rows) + causal_and_transfer_tables(rows) + accuracy_tables(list(accuracy))
+    return "\n".join(out)
+
+
+def _verdicts(row: dict, versus: str) -> list[str]:
+    """The row's verdict cells for VERDICT_SCORES against the uniform map (`versus="uniform"`) or the best
+    null map (`"best_null"`, named)."""
+    if versus == "uniform":
+        return [verdict_cell(row.get(f"{s}_vs_uniform")) for s in VERDICT_SCORES]
+    return [verdict_cell(row.get(f"{s}_vs_best_null"), row.get(f"{s}_best_null")) for s in VERDICT_SCORES]
+
+
+def verdict_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: per model x CAM method on the clean headline config, the verdict against the uniform
+    map and against the best null map for each of VERDICT_SCORES; empty when no row has verdicts."""
+    table = [r for r in headline_rows(rows) if any(f"{s}_vs_uniform" in r for s in VERDICT_SCORES)]
+    if not table:
+        return []
+    header = [f"{score_label(s)} vs {null}" for s in VERDICT_SCORES for null in ("uniform", "best null")]
+    lines = []
+    for r in sorted(table, key=lambda r: (r["model"], _sort_key(r))):
+        pairs = zip(_verdicts(r, "uniform"), _verdicts(r, "best_null"), strict=True)
+        lines.append([_model_cell(r), method_label(r["method"]), *(cell for pair in pairs for cell in pair)])
+    return [
+        f"### {table[0]['config']} (clean): CAMs against the null maps",
+        "",
+        f"{VERDICT_LEGEND}. The best null map of a score has the best mean score on these images.",
+        "",
+        *_table(["model", "method", *header], lines),
+        "",
+    ]
+
+
+def headline_markdown(rows: list[dict]) -> str:
+    """The headline of one revision: per competent model (backbone, regime, accuracy and CAM grid) and CAM
+    method, FMR / BL / DtS on the clean headline config as mean [95% CI], the verdicts against the uniform
+    map and against the best null map, and the causal agreement; then the models left out as not
+    competent."""
+    table = headline_rows(rows)
+    if not table:
+        return "No clean results to headline."
+    config, floor = table[0]["config"], table[0].get("competence_floor", COMPETENCE_FLOOR)
+    causal = {(r["model"], r["method"]): r for r in rows if CAUSAL_SCORE in r}
+    competent = sorted(
+        (r for r in table if r.get("competent") is not False), key=lambda r: (r["model"], _sort_key(r))
+    )
+    left_out = {r["model"]: r["accuracy"] for r in table if r.get("competent") is False}
+    labels = ", ".join(SCORE_LABELS[s] for s in VERDICT_SCORES)
+    out = [
+        f"Competent models (accuracy on clean `{config}` at least {floor:.2f}) and their CAMs on the clean "
+        f"`{config}` test images: scores as mean [95% bootstrap CI]; verdicts ({labels}) against the uniform "
+        f"map and against the best null map ({VERDICT_LEGEND}); causal agreement on the `interventions` "
+        "config (Spearman of CAM part mass vs intervention logit drop).",
+        "",
+    ]
+    header = ["model", "backbone", "regime", "accuracy", "CAM grid", "method"]
+    header += [score_label(s) for s in VERDICT_SCORES]
+    header += [f"vs uniform ({labels})", f"vs best null ({labels})", "causal agreement ↑"]
+    lines = [
+        [r["model"], r["backbone"], r["regime"], _num(r["accuracy"]), _grid(r.get("cam_grid"))]
+        + [method_label(r["method"]), *(_cell(r, s) for s in VERDICT_SCORES)]
+        + [", ".join(_verdicts(r, "uniform")), ", ".join(_verdicts(r, "best_null"))]
+        + [_cell(causal.get((r["model"], r["method"]), {}), CAUSAL_SCORE)]
+        for r in competent
+    ]
+    out += _table(header, lines) if competent else ["No competent model."]
+    out.append("")
+    if left_out:
+        names = ", ".join(f"{m} ({_num(a)})" for m, a in sorted(left_out.items()))
+        out.append(f"Left out as not competent (accuracy on clean `{config}` below {floor:.2f}): {names}.")
+    else:
+        out.append(f"No model left out: every model reaches the competence floor {floor:.2f}.")
+    return "\n".join(out)
+
+
+def _grid(grid: list[int] | None) -> str:
+    return "×".join(str(v) for v in grid) if grid else "–"
 
 
 def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
@@ -289,7 +478,9 @@ def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
             "| model | method | agreement [95% CI] |",
             "|---|---|---|",
         ]
-        out += [f"| {r['model']} | {method_label(r['method'])} | {_cell(r, CAUSAL_SCORE)} |" for r in causal]
+        out += [
+            f"| {_model_cell(r)} | {method_label(r['method'])} | {_cell(r, CAUSAL_SCORE)} |" for r in causal
+        ]
         out.append("")
     source, target = TRANSFER_CONFIGS
     clean = {(r["model"], r["method"], r["config"]): r for r in rows if is_clean(r)}
@@ -304,8 +495,48 @@ def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
         for model, method in pairs:
             a, b = clean[(model, method, source)], clean[(model, method, target)]
             cells = [f"{_num(a.get(k))} -> {_num(b.get(k))}" for k in ("accuracy", *TRANSFER_SCORES)]
-            out.append(f"| {model} | {method_label(method)} | " + " | ".join(cells) + " |")
+            out.append(f"| {_model_cell(a)} | {method_label(method)} | " + " | ".join(cells) + " |")
         out.append("")
+    return out
+
+
+ACCURACY_TITLES = {
+    "negative_kind": "negative kind (non-QR images)",
+    "version_band": "QR version band (QR images)",
+    "distortion": "distortion severity",
+}
+
+
+def _accuracy_table(title: str, rows: list[dict], by: tuple[str, ...]) -> list[str]:
+    """One accuracy table: a row per (model, config), a column per subset, cells `accuracy (n images)`."""
+
+    def level(row: dict) -> str:
+        return " ".join(str(row[c]) for c in by)
+
+    levels = list(dict.fromkeys(level(r) for r in rows))
+    cells: dict[tuple, dict] = defaultdict(dict)
+    for r in rows:
+        cells[(_model_cell(r), r["config"])][level(r)] = f"{_num(r['value'])} ({r['n']})"
+    lines = [
+        [m, c, *(cell.get(v, "–") for v in levels)]
+        for (m, c), cell in sorted(cells.items(), key=lambda item: item[0][0])
+    ]
+    return [f"### accuracy by {title}", "", *_table(["model", "config", *levels], lines), ""]
+
+
+def accuracy_tables(rows: list[dict]) -> list[str]:
+    """Markdown lines from grouped accuracy rows (`accuracy_rows`): accuracy (n images) per model and
+    config by negative kind and by QR version band, and per config with graded distortions by distortion
+    severity (clean and ungraded groups are the per-config accuracy already); empty without such rows."""
+    out: list[str] = []
+    for group, by in GROUPS.items():
+        part = [r for r in rows if r["group"] == group and (group != "distortion" or is_graded(r))]
+        if group != "distortion":
+            out += _accuracy_table(ACCURACY_TITLES[group], part, by) if part else []
+            continue
+        for config in dict.fromkeys(r["config"] for r in part):
+            table = [r for r in part if r["config"] == config]
+            out += _accuracy_table(f"{ACCURACY_TITLES[group]}: {config}", table, by)
     return out
 
 
@@ -313,8 +544,7 @@ def plot_rows(rows: list[dict]) -> list[dict]:
     """The rows the plot shows: clean rows of the `standard` config (else the first config) that have a
     latency and a plot score."""
     clean = [r for r in rows if is_clean(r) and _finite(r.get(PLOT_SCORE)) and _finite(r.get("ms_per_img"))]
-    configs = list(dict.fromkeys(r["config"] for r in clean))
-    config = "standard" if "standard" in configs else (configs[0] if configs else None)
+    config = headline_config(list(dict.fromkeys(r["config"] for r in clean)))
     return [r for r in clean if r["config"] == config]
 
 
@@ -337,9 +567,11 @@ def build_leaderboard(
     paths: list[str | Path], out_dir: str | Path, by_revision: bool = False
 ) -> dict[str, Path]:
     """Write the leaderboard into `out_dir` (a dataset repo folder, loadable with `load_dataset`):
-    the parquet table, `leaderboard.md`, one structure-vs-latency PNG per revision, and README.md.
-    Returns {name: path} of what it wrote."""
-    rows = collect_rows(paths, by_revision)
+    the parquet table, `leaderboard.md`, `headline.md`, one structure-vs-latency PNG per revision, and
+    README.md (the headline, then leaderboard.md). Returns {name: path} of what it wrote."""
+    summaries = load_summaries(paths)
+    rows = checked_rows(summaries, by_revision)
+    accuracy = accuracy_rows(summaries)
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     sink = pa.BufferOutputStream()
@@ -352,10 +584,13 @@ def build_leaderboard(
         "",
         f"{len(rows)} rows from {len({r['source'] for r in rows})} result files. Cells are "
         f"mean [95% bootstrap CI]; ↑ higher is better, ↓ lower is better; chance is what a uniform "
-        f"map scores on the same masks. The plot shows {score_label(PLOT_SCORE)} against latency "
-        f"with the Pareto front (no other point is both faster and better) marked.",
+        f"map scores on the same masks; null maps are shown once per config and input size. Models whose "
+        f"accuracy on `standard` is below the competence floor are marked not competent. The plot shows "
+        f"{score_label(PLOT_SCORE)} against latency with the Pareto front (no other point is both faster "
+        f"and better) marked.",
         "",
     ]
+    headline = ["## Headline", ""]
     for revision in revisions:
         part = [r for r in rows if revision_of(r) == revision]
         name = "plot" if len(revisions) == 1 else f"plot-{revision.slug()}"
@@ -374,10 +609,14 @@ def build_leaderboard(
                 "Pareto front: " + ", ".join(f"{m} / {method_label(k)}" for m, k in sorted(front)),
                 "",
             ]
-        sections.append(markdown_tables(part))
+        sections.append(markdown_tables(part, [r for r in accuracy if revision_of(r) == revision]))
+        headline += [f"### {revision.label()}", ""] if len(revisions) > 1 else []
+        headline += [headline_markdown(part), ""]
     text = "\n".join(sections)
     written["markdown"] = write_text_atomic(out_dir / "leaderboard.md", text)
+    written["headline"] = write_text_atomic(out_dir / HEADLINE_FILE, "\n".join(headline))
+    card = "\n".join(sections[:4] + headline + sections[4:])
     written["card"] = write_text_atomic(
-        out_dir / "README.md", CARD_HEADER.format(parquet=PARQUET_PATH) + text
+        out_dir / "README.md", CARD_HEADER.format(parquet=PARQUET_PATH) + card
     )
     return written

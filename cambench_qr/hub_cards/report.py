@@ -1,4 +1,5 @@
-"""The run report: the leaderboard, its plot and CAM overlay galleries, as one markdown page.
+"""The run report: the leaderboard's headline, then the leaderboard, its plot and CAM overlay galleries,
+as one markdown page.
 
 Galleries are drawn with OpenCV: one row per image (the image, its colour-coded part map, then each CAM
 as a JET overlay on the image), one column header per panel.
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..dataset_builder.card import PART_COLORS
 from ._io import write_bytes_atomic, write_text_atomic
+from .leaderboard import HEADLINE_FILE
 from .scores import method_label
 
 TILE = 128
@@ -66,15 +68,20 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 def write_report(
     report_dir: str | Path, leaderboard_dir: str | Path, galleries: dict[str, bytes], outputs: list[str]
 ) -> Path:
-    """`report_dir/index.md`: the leaderboard markdown (with its plot copied alongside), one gallery PNG
-    per model, and the list of every output of the run. Returns the index path."""
+    """`report_dir/index.md`: the leaderboard's headline (`headline.md`: the competent models' CAMs on clean
+    images against the null maps, and the models left out as not competent; skipped for a leaderboard
+    folder without it), the leaderboard markdown (with its plot copied alongside; it holds the accuracy
+    by negative kind, QR version band and distortion severity), one gallery PNG per model, and the list
+    of every output of the run. Returns the index path."""
     report_dir, leaderboard_dir = Path(report_dir), Path(leaderboard_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     for png in leaderboard_dir.glob("leaderboard*.png"):
         shutil.copyfile(png, report_dir / png.name)
+    headline = leaderboard_dir / HEADLINE_FILE
     lines = [
         "# CAMBench-QR run report",
         "",
+        *([headline.read_text(), "", "## Details"] if headline.is_file() else []),
         (leaderboard_dir / "leaderboard.md").read_text().split("\n", 1)[1],
     ]
     lines += [

@@ -1,12 +1,14 @@
 """Which scores the cards and the leaderboard show, and how they are labelled.
 
 Values come from `cambench_qr.metrics` through the harness's summary.json; the direction of each score
-(higher or lower is better) is read from `cambench_qr.metrics.SCORES`, where the formulas live.
+(higher or lower is better) is read from `cambench_qr.metrics.SCORES`, where the formulas live
+(`higher_is_better`, shared with the harness's verdicts against the null maps).
 """
 
 from __future__ import annotations
 
-from ..metrics import SCORES as METRIC_SCORES
+from ..harness.accuracy import headline_config
+from ..harness.vs_null import higher_is_better
 
 # score -> printed label, in table order
 SCORE_LABELS: dict[str, str] = {
@@ -37,13 +39,6 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 
-def higher_is_better(score: str) -> bool:
-    direction = METRIC_SCORES[score][1]
-    if direction not in ("higher", "lower"):
-        raise ValueError(f"score {score!r} has no better direction ({direction!r})")
-    return direction == "higher"
-
-
 def score_label(score: str) -> str:
     return f"{SCORE_LABELS.get(score, score)} {'↑' if higher_is_better(score) else '↓'}"
 
@@ -65,3 +60,11 @@ def is_graded(row: dict) -> bool:
 def is_null_baseline(method: str) -> bool:
     """A harness reference map (uniform, centre, edge, random), not a CAM of the model."""
     return method.startswith("null_")
+
+
+def headline_rows(rows: list[dict]) -> list[dict]:
+    """The clean rows of CAM methods (no null maps) of the headline config (`standard`, else the first
+    config with clean rows); leaderboard rows or summary.json structure rows."""
+    clean = [r for r in rows if is_clean(r) and not is_null_baseline(r["method"])]
+    config = headline_config(list(dict.fromkeys(r["config"] for r in clean)))
+    return [r for r in clean if r["config"] == config]
