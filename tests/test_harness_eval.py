@@ -1,5 +1,7 @@
-"""Evaluation: result files and their contract keys, hand-checked pieces, bad input, and one 2-process
-run (training and evaluation under `accelerate launch`) checked against the single-process results."""
+"""Evaluation: result files and their keys, the methods against the null maps and the grouped accuracy
+recomputed from the per-sample rows and the dataset, competence and the CAM grid, hand-checked pieces,
+bad input, and one 2-process run (training and evaluation under `accelerate launch`) checked against the
+single-process results."""
 
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from cambench_qr.cams import CamEngine
 from cambench_qr.dataset_builder.build import build_dataset
+from cambench_qr.harness.accuracy import version_band
 from cambench_qr.harness.baselines import NULL_BASELINES
 from cambench_qr.harness.evaluate import evaluate
 from cambench_qr.harness.faithfulness import control_mask, insertion_deletion, threshold_iou
+from cambench_qr.harness.models import load_checkpoint
 from cambench_qr.harness.train import train
+from cambench_qr.harness.vs_null import VS_NULL_SCORES
 
 METHODS = ("layercam", "xgradcam")
 EVAL = {"methods": METHODS, "batch_size": 4, "n_boot": 20, "faithfulness_samples": 2,
@@ -87,7 +93,8 @@ def test_summary_has_the_contract_sections(results, model):
             "faithfulness", "causal", "robustness", "latency"} <= set(summary)
     assert summary["model"]["regime"] == "zs" and summary["model"]["path"] == str(model.resolve())
     assert len(summary["data"]["revision"]) == 16 and summary["hardware"]["num_processes"] == 1
-    assert [(a["config"], a["n"]) for a in summary["accuracy"]] == [("standard", 10), ("blur", 6)]
+    assert [(a["config"], a["n"]) for a in summary["accuracy"] if "group" not in a] == [
+        ("standard", 10), ("blur", 6)]
     row = summary["structure"][0]
     assert {"config", "split", "method", "distortion", "severity", "score", "n", "n_invalid", "mean", "std",
             "ci_low", "ci_high", "chance"} <= set(row)
@@ -99,6 +106,96 @@ def test_summary_has_the_contract_sections(results, model):
     assert {("cross_resolution", 64), ("cross_resolution", 80), ("threshold_iou", None)} <= kinds
     assert [r["method"] for r in summary["latency"]] == [*METHODS, "all"]
     assert all(r["ms_per_img"] > 0 and r["batch_size"] == 2 for r in summary["latency"])
+
+
+VS_NULL_FIELDS = ["kind", "method", "config", "split", "distortion", "severity", "score", "null", "n",
+                  "diff_mean", "ci_low", "ci_high", "verdict"]
+
+
+def test_vs_null_rows_pair_every_method_with_every_null_map(results):
+    summary = json.loads((results / "summary.json").read_text())
+    table = pq.read_table(results / "per_sample.parquet").to_pydict()
+    rows = summary["vs_null"]
+    assert all(list(r) == VS_NULL_FIELDS and r["kind"] == "vs_null" for r in rows)
+    groups = {(r["method"], r["config"], r["split"], r["distortion"], r["severity"])
+              for r in summary["structure"] if r["method"] in METHODS}
+    keys = [(r["method"], r["config"], r["split"], r["distortion"], r["severity"], r["score"], r["null"])
+            for r in rows]
+    assert len(keys) == len(set(keys)) == len(groups) * len(VS_NULL_SCORES) * len(NULL_BASELINES)
+    assert set(keys) == {(*g, s, n) for g in groups for s in VS_NULL_SCORES for n in NULL_BASELINES}
+
+    def scores(config: str, method: str, score: str) -> dict:
+        return {i: v for i, c, m, v in zip(table["id"], table["config"], table["method"], table[score],
+                                           strict=True) if c == config and m == method}
+
+    clean = [r for r in rows if r["distortion"] == "none"]
+    assert len(clean) == len(METHODS) * len(VS_NULL_SCORES) * len(NULL_BASELINES)
+    for row in clean:  # recomputed from the per-sample rows, paired by image id
+        a = scores(row["config"], row["method"], row["score"])
+        b = scores(row["config"], row["null"], row["score"])
+        d = np.array([a[i] - b[i] for i in a if np.isfinite(a[i]) and np.isfinite(b[i])])
+        assert row["n"] == len(d) > 1 and row["diff_mean"] == pytest.approx(d.mean(), abs=1e-12), row
+        assert row["ci_low"] <= row["diff_mean"] + 1e-12 and row["diff_mean"] <= row["ci_high"] + 1e-12, row
+        low, high = (row["ci_low"], row["ci_high"]) if row["score"] in ("fmr", "tmr") else (
+            -row["ci_high"], -row["ci_low"])  # BL, DtS: lower is better, so the good side is below 0
+        assert row["verdict"] == ("better" if low > 0 else "worse" if high < 0 else "indistinguishable"), row
+
+
+def test_accuracy_groups_add_up_and_match_the_dataset(results, data):
+    summary = json.loads((results / "summary.json").read_text())
+    table = pq.read_table(results / "per_sample.parquet").to_pydict()
+    overall = {a["config"]: a for a in summary["accuracy"] if "group" not in a}
+    grouped = [a for a in summary["accuracy"] if "group" in a]
+    assert {a["group"] for a in grouped} == {"negative_kind", "version_band", "distortion"}
+    for config, total in overall.items():
+        part = [a for a in grouped if a["config"] == config and a["split"] == "test"]
+        for groups in (("negative_kind", "version_band"), ("distortion",)):  # each splits the config's images
+            subsets = [a for a in part if a["group"] in groups]
+            assert sum(a["n"] for a in subsets) == total["n"], (config, groups)
+            assert sum(a["n"] * a["value"] for a in subsets) == pytest.approx(total["n"] * total["value"])
+        rows = datasets.load_dataset(data, config)["test"]
+        kinds = [k for k in rows["negative_kind"] if k is not None]
+        assert {a["negative_kind"]: a["n"] for a in part if a["group"] == "negative_kind"} == {
+            k: kinds.count(k) for k in set(kinds)}
+        # the QR rows' predictions (per_sample.parquet) by the dataset's version band
+        version = dict(zip(rows["id"], rows["version"], strict=True))
+        hits: dict[str, list[bool]] = {}
+        columns = (table[k] for k in ("id", "config", "method", "label", "pred"))
+        for i, c, m, label, pred in zip(*columns, strict=True):
+            if c == config and m == METHODS[0]:
+                hits.setdefault(version_band(version[i]), []).append(label == pred)
+        assert {a["version_band"]: (a["n"], a["value"]) for a in part if a["group"] == "version_band"} == {
+            band: (len(h), pytest.approx(np.mean(h))) for band, h in hits.items()}
+    blur = {(a["distortion"], a["severity"]) for a in grouped
+            if a["config"] == "blur" and a["group"] == "distortion"}
+    assert blur and all(d == "blur" and 1 <= s <= 5 for d, s in blur)
+
+
+def test_competence_and_cam_grid(results, model):
+    summary = json.loads((results / "summary.json").read_text())
+    standard = next(a for a in summary["accuracy"] if a["config"] == "standard" and "group" not in a)
+    assert summary["model"]["competence_floor"] == 0.9
+    assert summary["model"]["competent"] is (standard["value"] >= 0.9)
+    net, _ = load_checkpoint(model)
+    maps = CamEngine(net)(torch.zeros(2, 3, 64, 64), methods=("layercam",)).maps["layercam"]
+    assert summary["model"]["cam_grid"] == list(maps.shape[-2:]) and maps.shape[0] == 2
+
+
+def _null_rows(folder: Path) -> list[dict]:
+    summary = json.loads((folder / "summary.json").read_text())
+    return [r for r in summary["structure"] if r["method"] in NULL_BASELINES]
+
+
+def test_null_map_rows_do_not_depend_on_the_model(results, data, tmp_path):
+    """What the leaderboard relies on to show the null maps once per config and input size."""
+    other = train(data=data, out=tmp_path / "other", backbone="test_resnet", pretrained="none", epochs=1,
+                  image_size=64, batch_size=8, seed=1, quiet=True)
+    again = evaluate(model=other, data=data, out=tmp_path / "eval", configs=("standard", "blur"), **EVAL)
+    first = json.loads((results / "summary.json").read_text())
+    second = json.loads((again / "summary.json").read_text())
+    assert [r["mean"] for r in first["structure"] if r["method"] in METHODS] != [
+        r["mean"] for r in second["structure"] if r["method"] in METHODS]  # another model, other CAMs
+    assert _null_rows(results) and json.dumps(_null_rows(results)) == json.dumps(_null_rows(again))
 
 
 def test_deletion_auc_by_hand():
@@ -182,7 +279,9 @@ def test_two_processes_train_and_evaluate_every_sample_once(model, data, results
             "--latency-batch", "0", "--out", str(tmp_path / "ddp_eval"))
     summary = json.loads((tmp_path / "ddp_eval" / "summary.json").read_text())
     assert summary["hardware"]["num_processes"] == 2
-    assert [(a["config"], a["n"]) for a in summary["accuracy"]] == [("standard", 10), ("blur", 6)]
+    assert [(a["config"], a["n"]) for a in summary["accuracy"] if "group" not in a] == [
+        ("standard", 10), ("blur", 6)]
+    assert summary["vs_null"] and summary["model"]["cam_grid"]
     distributed = pq.read_table(tmp_path / "ddp_eval" / "per_sample.parquet").to_pydict()
     single = pq.read_table(results / "per_sample.parquet").to_pydict()
     key = lambda t, i: (t["config"][i], t["id"][i], t["method"][i])  # noqa: E731

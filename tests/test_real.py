@@ -17,6 +17,7 @@ from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.dataset_builder.geometry import expected_colours
 from cambench_qr.dataset_builder.real import photo_row, read_manifest, real_row, symbol_homography
 from cambench_qr.dataset_builder.render import apply_homography
+from cambench_qr.harness.accuracy import config_accuracy
 from cambench_qr.harness.evaluate import evaluate
 from cambench_qr.harness.train import train
 from cambench_qr.harness.transfer import transfer_summary
@@ -92,7 +93,7 @@ def test_evaluation_reports_the_transfer_gap(built, tmp_path):
                       methods=("gradcam",), batch_size=8, max_samples=16, n_boot=20, faithfulness_samples=0,
                       cross_resolution=(), latency_batch=0, quiet=True)
     summary = json.loads((result / "summary.json").read_text())
-    accuracy = {r["config"]: r["value"] for r in summary["accuracy"]}
+    accuracy = {r["config"]: r["value"] for r in config_accuracy(summary["accuracy"])}
     fmr = {r["config"]: r["mean"] for r in summary["structure"]
            if r["method"] == "gradcam" and r["score"] == "fmr" and r["distortion"] == "none"}
     gaps = {(r["method"], r["score"]): r for r in summary["robustness"] if r.get("kind") == "transfer"}

@@ -1,5 +1,5 @@
 """Evaluate a trained model's explanations on CAMBench-QR configs; write ``per_sample.parquet`` and
-``summary.json`` (DESIGN contract 5), atomically.
+``summary.json``, atomically.
 
     cambench-qr evaluate --model runs/ft_struct --data DIR --configs standard,blur --out results/ft_struct
     accelerate launch -m cambench_qr.harness.evaluate ...   (same options, sharded over processes)
@@ -11,7 +11,11 @@ and scored with ``metrics.structure_scores`` (ReLU, then sum-normalised), beside
 logit drops when the finder / timing pixels or area-matched random pixels of the box's other parts are
 set to the mean fill (``faithfulness.occlusion_drops``), and for the first ``faithfulness_samples`` QR
 samples of each config insertion / deletion AUCs (``faithfulness.insertion_deletion``). Summaries: mean
-with bootstrap CI per config / method / distortion / severity (``metrics.aggregate``), Spearman rho
+with bootstrap CI per config / method / distortion / severity (``metrics.aggregate``); each method
+against each null map, paired per image, with a better / indistinguishable / worse verdict for FMR, TMR,
+BL and DtS (``vs_null``, ``harness.vs_null``); accuracy per config and per negative kind, QR version
+band and distortion severity (``harness.accuracy``); whether the model is competent (standard accuracy
+>= ``accuracy.COMPETENCE_FLOOR``) and its CAM grid (the raw maps' (h, w) at the input side); Spearman rho
 between each method's finder (timing) mass and the finder (timing) logit drop, threshold-IoU curves, a
 cross-resolution check and latency. With the ``interventions`` config among ``configs``, ``causal`` also
 holds the per-part intervention logit drops and each method's causal agreement (``harness.causal``); with
@@ -44,6 +48,7 @@ from .. import __version__
 from ..cams import METHODS, CamEngine, upsample
 from ..metrics import SCORE_NAMES, aggregate, prepare_parts, region_masks, structure_scores
 from ..parts import LABEL_NAMES
+from .accuracy import COMPETENCE_FLOOR, META_COLUMNS, accuracy_groups, is_competent
 from .baselines import NULL_BASELINES, null_maps
 from .causal import LOGIT_COLUMNS, causal_summary, intervention_pairs
 from .data import TensorRows, data_revision, load_split, normalize
@@ -52,6 +57,7 @@ from .io import hardware, write_atomic, write_json
 from .models import check_input_size, load_checkpoint
 from .options import PAPER_METHODS, add_evaluate_arguments, module_main
 from .transfer import transfer_summary
+from .vs_null import VS_NULL_SCORES, vs_null_summary
 
 SCHEMA_VERSION = 1
 QR_LABEL = LABEL_NAMES.index("qr")
@@ -139,11 +145,14 @@ def evaluate(
 
     splits = {c: _eval_split(data, c, split, max_samples) for c in configs}
     columns: dict[str, list] = defaultdict(list)
-    accuracy, iou_curves = [], []
+    accuracy, accuracy_by_group, iou_curves, cam_grid = [], [], [], None
     for config, rows in splits.items():
         result = _evaluate_config(accelerator, scorer, rows, config, split, methods, batch_size, image_size,
                                   faithfulness_samples, faithfulness_steps, seed, quiet)
         accuracy.append({"config": config, "split": split, "n": result["n"], "value": result["accuracy"]})
+        accuracy_by_group += [{"config": config, "split": split, **r}
+                              for r in accuracy_groups(result["correct"], _row_meta(rows))]
+        cam_grid = cam_grid or result["cam_grid"]
         for key, values in result["columns"].items():
             columns[key].extend(values)
         thresholds = [round(t, 4) for t in IOU_THRESHOLDS.tolist()]
@@ -162,17 +171,20 @@ def evaluate(
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "model": {"path": str(Path(model).resolve()), "backbone": training.get("backbone"),
                       "regime": training.get("regime"), "pretrained": training.get("pretrained"),
-                      "image_size": image_size, "name": Path(model).resolve().name},
+                      "image_size": image_size, "name": Path(model).resolve().name, "cam_grid": cam_grid,
+                      "competent": is_competent(accuracy), "competence_floor": COMPETENCE_FLOOR},
             "data": {"path": data, "revision": data_revision(data, list(configs)), "configs": list(configs)},
             "hardware": hardware(accelerator.device, accelerator.num_processes),
             "settings": {
                 "split": split, "methods": list(methods), "null_baselines": list(NULL_BASELINES),
+                "vs_null_scores": list(VS_NULL_SCORES),
                 "batch_size": batch_size, "max_samples": max_samples, "n_boot": n_boot, "seed": seed,
                 "faithfulness_samples": faithfulness_samples, "faithfulness_steps": faithfulness_steps,
                 "cam_target": "predicted class", "normalize": "relu + sum", "fill": "per-image mean",
             },
-            "accuracy": accuracy,
+            "accuracy": accuracy + accuracy_by_group,
             "structure": structure,
+            "vs_null": vs_null_summary(columns, NULL_BASELINES, n_boot=n_boot, seed=seed),
             "faithfulness": _faithfulness_summary(columns, n_boot, seed),
             "causal": _causal_summary(columns) + causal_summary(columns, intervention_pairs(splits),
                                                                 n_boot=n_boot, seed=seed),
@@ -195,10 +207,16 @@ def _eval_split(data: str, config: str, split: str, max_samples: int | None):
     return rows
 
 
+def _row_meta(rows) -> dict[str, list]:
+    """The columns of a split that the grouped accuracy rows count by (those the split has)."""
+    return {c: rows[c] for c in META_COLUMNS if c in rows.column_names}
+
+
 def _evaluate_config(accelerator: Accelerator, scorer: _Scorer, rows, config: str, split: str,
                      methods: tuple[str, ...], batch_size: int, image_size: int, faithfulness_samples: int,
                      steps: int, seed: int, quiet: bool) -> dict:
-    """Score one config; returns accuracy, the per-sample columns (QR rows x methods) and IoU curves."""
+    """Score one config; returns accuracy, whether each row (in row order) was classified correctly, the
+    CAM grid (h, w) of the raw maps, the per-sample columns (QR rows x methods) and IoU curves."""
     labels = np.asarray(rows["label"])
     qr_rows = np.flatnonzero(labels == QR_LABEL)
     faithful = torch.as_tensor(qr_rows[:faithfulness_samples])
@@ -206,10 +224,12 @@ def _evaluate_config(accelerator: Accelerator, scorer: _Scorer, rows, config: st
     size = (image_size, image_size)
     names = (*methods, *NULL_BASELINES)
     gathered: dict[str, list[torch.Tensor]] = defaultdict(list)
+    cam_grid = None
     bar = tqdm(loader, desc=f"evaluate {config}", leave=False,
                disable=quiet or not accelerator.is_main_process)
     for batch in bar:
         cams = scorer.explain(batch["image"], methods)
+        cam_grid = cam_grid or list(cams.maps[methods[0]].shape[-2:])
         record = {"index": batch["index"], "label": batch["label"], "pred": cams.logits.argmax(1),
                   "logits": cams.logits.detach()}
         qr = (batch["label"] == QR_LABEL).nonzero().squeeze(1)
@@ -225,7 +245,9 @@ def _evaluate_config(accelerator: Accelerator, scorer: _Scorer, rows, config: st
     if len(index) != len(rows) or len(np.unique(index)) != len(rows):
         raise RuntimeError(f"evaluation of {config!r} gathered {len(index)} rows ({len(np.unique(index))} "
                            f"distinct) for {len(rows)} samples")
-    accuracy = float((merged["pred"] == merged["label"]).double().mean())
+    correct = np.zeros(len(rows), dtype=bool)
+    correct[index] = (merged["pred"] == merged["label"]).numpy()
+    accuracy = float(correct.mean())
     keep = merged["label"].numpy() == QR_LABEL
     ids, distortion, severity = (np.asarray(rows[c], dtype=object) for c in ("id", "distortion", "severity"))
     columns: dict[str, list] = defaultdict(list)
@@ -255,7 +277,8 @@ def _evaluate_config(accelerator: Accelerator, scorer: _Scorer, rows, config: st
         causal = merged["causal"].numpy()[keep]
         for j, key in enumerate(CAUSAL_COLUMNS):
             columns[key] += causal[:, j].tolist()
-    return {"n": len(rows), "accuracy": accuracy, "columns": columns, "iou": iou_curves}
+    return {"n": len(rows), "accuracy": accuracy, "correct": correct, "cam_grid": cam_grid,
+            "columns": columns, "iou": iou_curves}
 
 
 def _score_qr_samples(scorer: _Scorer, sub: dict[str, torch.Tensor], cams: dict[str, torch.Tensor],
