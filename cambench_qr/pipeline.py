@@ -5,8 +5,9 @@ the local Hub root (contract 6). Steps, each skipped when its stamp says it is d
 
 1. build the preset's dataset configs (+ `paper`) into the dataset repo folder, add `eval.yaml`;
 2. copy the `cambench_structure` evaluate module into the metric Space folder;
-3. per backbone, train the preset's runs (`zs` first, the FT runs initialised from it) into the model repo
-   folders, and evaluate each model into `<work>/eval/<model>` (summary.json, per_sample.parquet);
+3. per backbone, train the preset's runs in order (a run with `init_from` starts from that run's model)
+   into the model repo folders, and evaluate each model into `<work>/eval/<model>` (summary.json,
+   per_sample.parquet);
 4. write the model cards, the leaderboard repo, one overlay gallery per model and `<report>/index.md`.
 
 A step's stamp (`<work>/stamps/<step>.json`) holds a key: the sha256 of the step's settings, the keys of
@@ -190,22 +191,14 @@ def run(
 
     models: dict[str, Path] = {}
     train_keys: dict[str, str] = {}
-    for backbone, pretrained in spec.backbones:
+    for backbone in spec.backbones:
         for run_spec in spec.runs:
-            out = hub.model_dir(backbone, run_spec.name)
-            zs = hub.model_dir(backbone, "zs")
-            kwargs = spec.train_kwargs(
-                run_spec,
-                backbone,
-                pretrained,
-                data,
-                out,
-                init_from=None if run_spec.regime == "zs" else zs,
-                quiet=quiet,
-            )
-            upstream = (data_keys[spec.train_config],) + (
-                () if run_spec.regime == "zs" else (train_keys[str(zs)],)
-            )
+            out = hub.model_dir(backbone.name, run_spec.name)
+            parent = None if run_spec.init_from is None else hub.model_dir(backbone.name, run_spec.init_from)
+            kwargs = spec.train_kwargs(run_spec, backbone, data, out, init_from=parent, quiet=quiet)
+            upstream = (data_keys[spec.train_config],)
+            if parent is not None:
+                upstream += (train_keys[str(parent)],)
             name = f"train-{out.name}"
             train_keys[str(out)] = key = stamps.key(name, _settings(kwargs, "init_from"), upstream)
 

@@ -181,7 +181,8 @@ def step_times(batch_size: int = 8, repeats: int = 3) -> dict[str, np.ndarray]:
 
 # ----- quick-preset penalty check ---------------------------------------------------------------------
 def leakmin_check(workdir: Path) -> dict:
-    """Quick preset: ZS, then FT-LeakMin lambda 0.25 vs lambda 0; Grad-CAM BL and accuracy on test."""
+    """Quick preset's first backbone: its base run, then FT-LeakMin lambda 0.25 vs lambda 0 from it; Grad-CAM
+    BL and accuracy on test."""
     from cambench_qr.dataset_builder.build import build_dataset
     from cambench_qr.harness.evaluate import evaluate
     from cambench_qr.harness.presets import PRESETS, RunSpec
@@ -191,14 +192,16 @@ def leakmin_check(workdir: Path) -> dict:
     data = workdir / "data"
     config, num_train, num_test = "standard", 600, 200  # more data than `make run` uses, for a tighter CI
     build_dataset(**preset.build_kwargs(config, num_train, num_test, data, quiet=True))
-    backbone, pretrained = preset.backbones[0]
-    control = RunSpec("ft_leakmin_lambda0", "ft_leakmin", {"leak_lambda": 0.0})
+    backbone, base = preset.backbones[0], preset.runs[0]
+    leakmin = next(r for r in preset.runs if r.regime == "ft_leakmin")
+    control = RunSpec("ft_leakmin_lambda0", "ft_leakmin", {**leakmin.overrides, "leak_lambda": 0.0},
+                      init_from=base.name)
     runs = {r.name: r for r in (*preset.runs, control)}
-    zs = train(**preset.train_kwargs(runs["zs"], backbone, pretrained, str(data), workdir / "zs", quiet=True))
+    parent = train(**preset.train_kwargs(base, backbone, str(data), workdir / base.name, quiet=True))
     result, per_sample_bl = {}, {}
     for name in ("ft_leakmin", "ft_leakmin_lambda0"):
-        model = train(**preset.train_kwargs(runs[name], backbone, pretrained, str(data), workdir / name,
-                                            init_from=zs, quiet=True))
+        model = train(**preset.train_kwargs(runs[name], backbone, str(data), workdir / name,
+                                            init_from=parent, quiet=True))
         summary_dir = evaluate(model=model, data=str(data), out=workdir / f"eval_{name}",
                                configs=("standard",), methods=("gradcam",), batch_size=32,
                                faithfulness_samples=0, cross_resolution=(), latency_batch=0, quiet=True)

@@ -55,8 +55,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(data, zs_model, 
 
     original = train_module._save_state
 
-    def save_then_crash(accelerator, state_root, epoch, history):
-        original(accelerator, state_root, epoch, history)
+    def save_then_crash(accelerator, state_root, epoch, history, best):
+        original(accelerator, state_root, epoch, history, best)
         if epoch == 1:
             raise KeyboardInterrupt("simulated interruption after epoch 1")
 
@@ -127,6 +127,13 @@ def test_leakmin_reduces_cam_leakage_over_epochs_and_against_lambda_zero(data, z
         ({"pretrained": "weights.bin"}, "neither 'none'"),
         ({"regime": "ft_magic"}, "unknown regime"),
         ({"resume": True}, "no saved epoch"),
+        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"regime": "scratch", "val_share": 1.0}, "validation share must be in"),
+        ({"regime": "scratch", "val_share": -0.1}, "validation share must be in"),
+        ({"regime": "scratch", "augment": 6}, "augmentation severity must be an integer in 0..5"),
+        ({"regime": "scratch", "label_smoothing": 1.0}, "label smoothing"),
+        ({"model_args": {"patch_sizes": 8}}, "does not take the arguments"),
+        ({"model_args": {"num_classes": 3}}, "set by the harness"),
     ],
 )
 def test_bad_input_is_a_one_line_error(data, tmp_path, overrides, message):
@@ -157,15 +164,20 @@ def test_presets_produce_valid_train_and_evaluate_arguments():
     from cambench_qr.harness.presets import PRESETS
 
     for preset in PRESETS.values():
-        assert preset.runs[0].regime == "zs"
+        names = [run.name for run in preset.runs]
+        assert preset.runs[0].init_from is None
         for config, num_train, num_test in preset.datasets:
             inspect.signature(build).bind(**preset.build_kwargs(config, num_train, num_test, "d"))
-        for backbone, pretrained in preset.backbones:
+        for backbone in preset.backbones:
             for run in preset.runs:
-                init = None if run.regime == "zs" else "zs_dir"
-                kwargs = preset.train_kwargs(run, backbone, pretrained, "d", "o", init_from=init)
+                assert run.init_from is None or names.index(run.init_from) < names.index(run.name)
+                init = None if run.init_from is None else "parent_dir"
+                kwargs = preset.train_kwargs(run, backbone, "d", "o", init_from=init)
                 inspect.signature(train_module.train).bind(**kwargs)
-                assert ("init_from" in kwargs) == (run.regime != "zs")
+                assert ("init_from" in kwargs) == (run.init_from is not None)
         inspect.signature(evaluate).bind(**preset.evaluate_kwargs("m", "d", "o"))
+    quick = PRESETS["quick"]
+    assert "zs" not in {run.regime for run in quick.runs}  # no linear probe on a random backbone
+    assert {run.regime for run in quick.runs if run.init_from is None} == {"scratch"}
     with pytest.raises(ValueError, match="init_from"):
-        PRESETS["quick"].train_kwargs(PRESETS["quick"].runs[1], "resnet18", "none", "d", "o")
+        quick.train_kwargs(quick.runs[1], quick.backbones[0], "d", "o")

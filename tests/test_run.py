@@ -11,7 +11,7 @@ import pytest
 from hub_server import hub_server_fixture, run_client  # noqa: F401 - the fixture `hub_server`
 
 from cambench_qr.harness.accuracy import config_accuracy
-from cambench_qr.harness.presets import Preset, RunSpec
+from cambench_qr.harness.presets import Backbone, Preset, RunSpec
 from cambench_qr.pipeline import PAPER_TEST_ROWS, Stamps, main_job_preset, run, summary_lines
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ TINY = Preset(
     name="tiny",
     description="test miniature",
     expected_runtime="seconds",
-    backbones=(("test_resnet", "none"),),
+    backbones=(Backbone("test_resnet", "test_resnet"),),
     image_size=64,
     batch_size=8,
     datasets=(("standard", 16, 8), ("blur", 0, 4), ("occlusion", 0, 4), ("paper", 0, 4)),
@@ -28,8 +28,8 @@ TINY = Preset(
     eval_configs=("standard", "blur", "occlusion", "paper"),
     runs=(
         RunSpec("zs", "zs", {"epochs": 1}),
-        RunSpec("ft_struct", "ft_struct", {"epochs": 1}),
-        RunSpec("ft_leakmin", "ft_leakmin", {"epochs": 1}),
+        RunSpec("ft_struct", "ft_struct", {"epochs": 1}, init_from="zs"),
+        RunSpec("ft_leakmin", "ft_leakmin", {"epochs": 1}, init_from="zs"),
     ),
     evaluation={
         "methods": ("layercam", "gradcam"),

@@ -5,6 +5,8 @@ A dataset is a local folder laid out like a Hub dataset repo or a Hub repo id; b
 bilinear filtering (aspect ratio not kept, as in the paper); part-label maps are resized with nearest
 neighbour so every pixel keeps a valid part id. Tensors stay uint8 in the loader and are normalised on
 the device (``normalize``) with the model's own mean / std.
+
+Training decodes and resizes each row once per run (``CachedRows``), then every epoch indexes tensors.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datasets
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 # Columns every harness batch needs besides the two images.
 _META_COLUMNS = ("label", "module_px")
@@ -82,6 +85,37 @@ class TensorRows(torch.utils.data.Dataset):
         if self.with_parts:
             item["parts"] = torch.from_numpy(np.array(row["parts"].convert("L").resize(size, Image.NEAREST)))
         return item
+
+
+class CachedRows(torch.utils.data.Dataset):
+    """The items of a :class:`TensorRows`, decoded and resized once and kept as stacked tensors."""
+
+    def __init__(self, rows: TensorRows, quiet: bool = False):
+        items = [rows[i] for i in tqdm(range(len(rows)), desc="decode rows", leave=False, disable=quiet)]
+        if not items:
+            raise ValueError("the split has no rows to train on")
+        self.tensors = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+    def __len__(self) -> int:
+        return len(self.tensors["label"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[index] for key, value in self.tensors.items()}
+
+
+def holdout(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split row numbers into (train, validation), stratified by label: ``round(share * n_c)`` rows of each
+    class ``c`` (at least one when ``share`` > 0 and the class has two rows or more) go to validation,
+    drawn with ``numpy.random.default_rng(seed)``. ``share`` 0 keeps every row for training."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    val = []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        k = min(max(round(share * len(rows)), int(share > 0 and len(rows) > 1)), len(rows) - 1)
+        val.append(rows[:k])
+    val_rows = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(len(labels)), val_rows), val_rows
 
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -15,14 +15,19 @@ import timm
 import torch
 
 from ..parts import LABEL_NAMES
-from .options import DEPTHS
+from .recipe import DEPTHS
 
 # How many backbone stages train at each depth (the classifier always trains); None = every parameter.
 _STAGES_AT_DEPTH = {"head": 0, "last": 1, "last2": 2, "full": None}
 
 
-def build_model(backbone: str, pretrained: str, seed: int = 0) -> torch.nn.Module:
+def build_model(backbone: str, pretrained: str, seed: int = 0,
+                model_args: dict | None = None) -> torch.nn.Module:
     """A timm classifier with ``len(LABEL_NAMES)`` outputs.
+
+    ``model_args``: keyword arguments of ``timm.create_model`` that change the architecture (for example
+    ``{"output_stride": 16}`` or a ViT's ``patch_size``); timm records them in the checkpoint's
+    ``config.json``, so the saved model reloads with plain ``timm.create_model``.
 
     ``pretrained``: ``none`` (random init, seeded by ``seed``), a path to a local weights file
     (.safetensors / .pth state dict), or a Hub tag such as ``timm/resnet50.a1_in1k``. The 1000-class
@@ -31,7 +36,10 @@ def build_model(backbone: str, pretrained: str, seed: int = 0) -> torch.nn.Modul
     """
     if not timm.is_model(backbone):
         raise ValueError(f"unknown timm backbone {backbone!r} (see timm.list_models())")
-    kwargs: dict = {"num_classes": len(LABEL_NAMES)}
+    reserved = {"num_classes", "pretrained", "pretrained_cfg_overlay"} & set(model_args or {})
+    if reserved:
+        raise ValueError(f"model arguments {sorted(reserved)} are set by the harness; leave them out")
+    kwargs: dict = {**(model_args or {}), "num_classes": len(LABEL_NAMES)}
     if pretrained != "none":
         path = Path(pretrained)
         if path.is_file():
@@ -46,6 +54,9 @@ def build_model(backbone: str, pretrained: str, seed: int = 0) -> torch.nn.Modul
         torch.manual_seed(seed)
         try:
             model = timm.create_model(backbone, **kwargs)
+        except TypeError as exc:
+            raise ValueError(f"timm model {backbone!r} does not take the arguments {model_args}: "
+                             f"{exc}") from exc
         except (OSError, RuntimeError) as exc:
             if pretrained == "none":
                 raise

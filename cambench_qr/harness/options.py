@@ -4,17 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
-REGIMES = ("zs", "ft_struct", "ft_leakmin")
-# Paper defaults per regime (notes/paper.md s.2): trainable depth, learning rate, epochs.
-REGIME_DEFAULTS: dict[str, dict] = {
-    "zs": {"depth": "head", "lr": 1e-3, "epochs": 2},
-    "ft_struct": {"depth": "last", "lr": 1e-3, "epochs": 2},
-    "ft_leakmin": {"depth": "last", "lr": 3e-4, "epochs": 4},
-}
-DEPTHS = ("head", "last", "last2", "full")
+from .recipe import DEPTHS, OPTIMIZERS, REGIMES, SCHEDULES
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +18,34 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", help="timm model name, e.g. resnet50 (default: from --init-from)")
     parser.add_argument("--pretrained", default=None,
                         help="'none' (random init), a weights file, or a Hub tag like timm/resnet50.a1_in1k")
-    parser.add_argument("--regime", choices=REGIMES, default="zs")
-    parser.add_argument("--depth", choices=DEPTHS, help="what trains (default: head for zs, last for ft_*)")
+    parser.add_argument("--model-args", type=json.loads, default=None,
+                        help='timm model keyword arguments as JSON, e.g. \'{"output_stride": 16}\'')
+    parser.add_argument("--regime", choices=REGIMES, default="zs",
+                        help="scratch: every parameter from random init with the full recipe; "
+                             "zs / ft_struct / ft_leakmin: the paper's regimes")
+    parser.add_argument("--depth", choices=DEPTHS,
+                        help="what trains (default: full for scratch, head for zs, last for ft_*)")
     parser.add_argument("--init-from", help="start from this checkpoint folder (FT regimes: the ZS model)")
     parser.add_argument("--leak-lambda", type=float, default=0.25, help="weight of <C, outside>")
     parser.add_argument("--leak-alpha", type=float, default=0.0, help="weight of -<C, structure>")
     parser.add_argument("--surrogate", default="gradcam", help="CAM method inside the penalty")
-    parser.add_argument("--epochs", type=int, help="default: the regime's paper value")
-    parser.add_argument("--lr", type=float, help="default: the regime's paper value")
+    parser.add_argument("--epochs", type=int, help="default: the regime's value")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: the regime's value)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adamw for scratch, adam otherwise")
+    parser.add_argument("--weight-decay", type=float, help="default: 0.05 for scratch, 1e-4 otherwise")
+    parser.add_argument("--schedule", choices=SCHEDULES,
+                        help="default: cosine (with warm-up) for scratch, constant otherwise")
+    parser.add_argument("--warmup", type=float, help="warm-up share of the optimiser steps (scratch: 0.05)")
+    parser.add_argument("--label-smoothing", type=float, help="default: 0.1 for scratch, 0 otherwise")
+    parser.add_argument("--augment", type=int,
+                        help="highest severity (0-5) of the builder distortions used as augmentation, "
+                             "0 = none (default: 3 for scratch, 0 otherwise)")
+    parser.add_argument("--val-share", type=float,
+                        help="share of train held out to pick the best epoch (default: 0.1 for scratch, 0 "
+                             "otherwise: the last epoch is kept)")
+    parser.add_argument("--num-train", type=int, help="train on the first N rows of the split (default: all)")
+    parser.add_argument("--precision", choices=("no", "bf16"), default="no",
+                        help="bf16: bfloat16 autocast of the forward pass (faster on CPUs with AVX-512 BF16)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,26 +1,33 @@
-"""Training regimes under Accelerate: ZS (linear probe), FT-Struct, FT-LeakMin, and the depth ablation.
+"""Training regimes under Accelerate: the from-scratch recipe, the paper's ZS (linear probe), FT-Struct and
+FT-LeakMin, and the depth ablation.
 
     accelerate launch -m cambench_qr.harness.train --data DIR --backbone resnet50 --pretrained none \
-        --regime zs --out runs/zs
+        --regime scratch --out runs/scratch
     cambench-qr train ...   (same options, one process)
 
-Loss: cross-entropy on every sample; FT-LeakMin adds the mean over the batch's QR samples of
-``harness.penalty.leak_penalty`` on a differentiable CAM (``--surrogate``), computed in the same forward
-pass as the logits. Optimiser: Adam with weight decay 1e-4. Paper defaults (notes/paper.md s.2): ZS lr 1e-3
-for 2 epochs on the head; FT-Struct lr 1e-3 for 2 epochs on the last stage + head; FT-LeakMin lr 3e-4 for
-4 epochs, both FT regimes starting from the ZS model (``--init-from``). As in the authors' code the whole
-model runs in train mode, so BatchNorm layers use batch statistics (and update their running statistics)
-even in frozen stages. Logged per epoch (stdout JSON lines and ``training.json`` history): mean loss, CE,
-penalty (over QR samples), train accuracy and, for FT-LeakMin, ``cam_leakage`` = mean <C, outside>.
+What each regime trains, with which optimiser, schedule, loss, augmentation and validation split, is its
+:class:`~cambench_qr.harness.recipe.Recipe` (``harness/recipe.py``); every setting can be overridden.
+The split is decoded and resized once per run (``data.CachedRows``); each epoch indexes those tensors,
+augments the batch on tensors (``harness.augment``) and normalises it on the device.
+
+Loss: cross-entropy (with the recipe's label smoothing) on every sample; FT-LeakMin adds the mean over the
+batch's QR samples of ``harness.penalty.leak_penalty`` on a differentiable CAM (``--surrogate``), computed
+in the same forward pass as the logits. As in the authors' code the whole model runs in train mode, so
+BatchNorm layers use batch statistics (and update their running statistics) even in frozen stages. Logged
+per epoch (stdout JSON lines and ``training.json`` history): mean loss, CE, penalty (over QR samples),
+train accuracy, the learning rate at the epoch's end, the validation accuracy when a share of ``train`` is
+held out and, for FT-LeakMin, ``cam_leakage`` = mean <C, outside>. With a validation split the weights of
+the epoch with the best validation accuracy (the earliest among ties) are kept.
 
 Each epoch the full Accelerate state is saved under ``OUT/state/epoch_<k>``; ``--resume`` continues from
 the last saved epoch. The final model is written by the main process in timm's Hub layout plus
-``training.json`` (DESIGN contract 5), and the state folder is then removed.
+``training.json``, and the state folder is then removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -35,14 +42,16 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..parts import LABEL_NAMES
-from .data import TensorRows, data_revision, load_split, normalize
+from .augment import Augmentation
+from .data import CachedRows, TensorRows, data_revision, holdout, load_split, normalize
 from .io import write_json
 from .models import build_model, check_input_size, load_checkpoint, set_trainable
-from .options import DEPTHS, REGIME_DEFAULTS, REGIMES, add_train_arguments, module_main
+from .options import add_train_arguments, module_main
 from .penalty import leak_penalty
+from .recipe import Recipe, resolve_recipe
 
-WEIGHT_DECAY = 1e-4
 QR_LABEL = LABEL_NAMES.index("qr")
+EVAL_BATCH = 128
 
 
 def train(
@@ -51,36 +60,41 @@ def train(
     out: str | Path,
     config: str = "standard",
     backbone: str | None = None,
+    model_args: dict | None = None,
     pretrained: str = "none",
     regime: str = "zs",
-    depth: str | None = None,
     init_from: str | Path | None = None,
     leak_lambda: float = 0.25,
     leak_alpha: float = 0.0,
     surrogate: str = "gradcam",
-    epochs: int | None = None,
-    lr: float | None = None,
     batch_size: int = 32,
     image_size: int = 224,
+    num_train: int | None = None,
+    precision: str = "no",
     seed: int = 0,
     resume: bool = False,
     quiet: bool = False,
+    **recipe_overrides,
 ) -> Path:
     """Train one regime and write the model folder ``out``; returns ``out``.
 
-    ``backbone``: a timm model name (taken from the checkpoint when ``init_from`` is given).
-    ``pretrained``: ``none`` (explicit random init), a weights file, or a Hub tag; ignored with ``init_from``.
-    ``depth``/``lr``/``epochs`` default to the regime's paper values (REGIME_DEFAULTS).
+    ``backbone``: a timm model name (taken from the checkpoint when ``init_from`` is given), built with
+    ``model_args``. ``pretrained``: ``none`` (explicit random init), a weights file, or a Hub tag; ignored
+    with ``init_from``. ``recipe_overrides``: any :class:`Recipe` field (``depth``, ``lr``, ``epochs``,
+    ``optimizer``, ``weight_decay``, ``schedule``, ``warmup``, ``label_smoothing``, ``augment``,
+    ``val_share``); None keeps the regime's default. ``num_train``: train on the first N rows of the split.
+    ``precision``: ``no`` or ``bf16`` (bfloat16 autocast of the forward pass).
     """
-    if regime not in REGIMES:
-        raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
-    depth = depth or REGIME_DEFAULTS[regime]["depth"]
-    lr = REGIME_DEFAULTS[regime]["lr"] if lr is None else lr
-    epochs = REGIME_DEFAULTS[regime]["epochs"] if epochs is None else epochs
-    if depth not in DEPTHS:
-        raise ValueError(f"unknown depth {depth!r}; choose one of {', '.join(DEPTHS)}")
-    if epochs < 1 or batch_size < 1 or image_size < 8:
-        raise ValueError("epochs and batch size must be >= 1 and the image size >= 8")
+    recipe = resolve_recipe(regime, **recipe_overrides)
+    if batch_size < 1 or image_size < 8:
+        raise ValueError("the batch size must be >= 1 and the image size >= 8")
+    if num_train is not None and num_train < 2:
+        raise ValueError(f"--num-train must be >= 2, got {num_train}")
+    if precision not in ("no", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}; choose no or bf16")
+    if regime == "ft_leakmin" and recipe.augment:
+        raise ValueError("ft_leakmin scores the CAM against the stored part maps, which augmentation "
+                         "would move: use --augment 0")
     out = Path(out).resolve()
     if (out / "training.json").exists():
         raise FileExistsError(f"{out} already holds a trained model (training.json); choose another --out")
@@ -94,48 +108,59 @@ def train(
                              f"{parent.get('backbone')}")
         backbone = parent.get("backbone") or model.pretrained_cfg["architecture"]
         pretrained = parent.get("pretrained", "unknown")
+        model_args = parent.get("model_args") or {}
     elif backbone is None:
         raise ValueError("give --backbone (a timm model name) or --init-from (a checkpoint folder)")
     else:
-        model = build_model(backbone, pretrained, seed)
+        model = build_model(backbone, pretrained, seed, model_args)
     check_input_size(model, image_size)
-    trainable_share = set_trainable(model, depth)
+    trainable_share = set_trainable(model, recipe.depth)
     split = load_split(data, config, "train")
-    rows = TensorRows(split, image_size, with_parts=regime == "ft_leakmin")
+    if num_train is not None:
+        split = split.select(range(min(num_train, len(split))))
+    rows = CachedRows(TensorRows(split, image_size, with_parts=regime == "ft_leakmin"), quiet=quiet)
+    train_rows, val_rows = holdout(rows.tensors["label"].numpy(), recipe.val_share, seed)
     data_cfg = timm.data.resolve_model_data_config(model)
     mean, std = tuple(data_cfg["mean"]), tuple(data_cfg["std"])
+    augmentation = Augmentation(max_severity=recipe.augment) if recipe.augment else None
 
-    accelerator = Accelerator()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                 weight_decay=WEIGHT_DECAY)
+    accelerator = Accelerator(mixed_precision=precision)
+    optimizer = make_optimizer(model, recipe)
     model, optimizer = accelerator.prepare(model, optimizer)
+    steps_per_epoch = len(accelerator.prepare(torch.utils.data.DataLoader(
+        torch.utils.data.Subset(rows, train_rows.tolist()), batch_size=batch_size)))
+    total_steps = steps_per_epoch * recipe.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: recipe.lr_factor(step, total_steps))
+    accelerator.register_for_checkpointing(scheduler)
     engine = None
     if regime == "ft_leakmin":
         engine = penalty_engine(model, accelerator.unwrap_model(model), surrogate)
 
     state_root = out / "state"
-    start_epoch, history = 0, []
+    start_epoch, history, best = 0, [], None
     if resume:
-        start_epoch, history = _load_latest_state(accelerator, state_root)
+        start_epoch, history, best = _load_latest_state(accelerator, state_root)
     elif state_root.exists():
         raise FileExistsError(f"{state_root} holds an interrupted run; pass --resume to continue it")
 
-    for epoch in range(start_epoch, epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(len(rows)).tolist()
+    for epoch in range(start_epoch, recipe.epochs):
+        order = train_rows[np.random.default_rng([seed, epoch]).permutation(len(train_rows))].tolist()
         loader = accelerator.prepare(torch.utils.data.DataLoader(
             torch.utils.data.Subset(rows, order), batch_size=batch_size, shuffle=False))
+        augment_rng = np.random.default_rng([seed, epoch, accelerator.process_index])
         totals = torch.zeros(7, device=accelerator.device)  # loss, ce, penalty, n_qr, correct, n, leakage
         model.train()
-        bar = tqdm(loader, desc=f"{regime} epoch {epoch + 1}/{epochs}", leave=False,
+        bar = tqdm(loader, desc=f"{regime} epoch {epoch + 1}/{recipe.epochs}", leave=False,
                    disable=quiet or not accelerator.is_main_process)
         for batch in bar:
-            images = normalize(batch["image"], mean, std)
+            images = batch["image"] if augmentation is None else augmentation(batch["image"], augment_rng)
             labels = batch["label"]
-            terms = batch_loss(model, engine, images, labels, batch.get("parts"), surrogate, leak_lambda,
-                               leak_alpha)
+            terms = batch_loss(model, engine, normalize(images, mean, std), labels, batch.get("parts"),
+                               surrogate, leak_lambda, leak_alpha, recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(terms["loss"])
             optimizer.step()
+            scheduler.step()
             n = float(len(labels))
             correct = (terms["logits"].argmax(1) == labels).sum().float()
             totals += torch.stack([terms["loss"].detach() * n, terms["ce"].detach() * n,
@@ -144,26 +169,36 @@ def train(
         totals = accelerator.reduce(totals, reduction="sum").tolist()
         record = {"epoch": epoch + 1, "loss": totals[0] / totals[5], "ce": totals[1] / totals[5],
                   "penalty": totals[2] / max(totals[3], 1.0), "train_acc": totals[4] / totals[5],
-                  "n": int(totals[5])}
+                  "n": int(totals[5]), "lr": scheduler.get_last_lr()[0]}
         if engine is not None:  # <C, outside> of the surrogate CAM on QR samples, whatever lambda is
             record["cam_leakage"] = totals[6] / max(totals[3], 1.0)
+        if len(val_rows):
+            record["val_acc"] = validation_accuracy(accelerator.unwrap_model(model), rows, val_rows, mean,
+                                                    std, accelerator)
+            if best is None or record["val_acc"] > best["val_acc"]:
+                best = {"epoch": epoch + 1, "val_acc": record["val_acc"],
+                        "state": copy.deepcopy(accelerator.unwrap_model(model).state_dict())}
         history.append(record)
         if not quiet:
             accelerator.print(json.dumps({"regime": regime, **record}))
-        _save_state(accelerator, state_root, epoch + 1, history)
+        _save_state(accelerator, state_root, epoch + 1, history, best)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
+        if best is not None:
+            final.load_state_dict(best["state"])
         timm.models.save_for_hf(final, str(out), model_config={"label_names": list(LABEL_NAMES)},
                                 safe_serialization=True)
         write_json(out / "training.json", {
-            "backbone": backbone, "regime": regime, "depth": depth, "pretrained": pretrained,
+            "backbone": backbone, "model_args": model_args or {}, "regime": regime, "pretrained": pretrained,
             "init_from": None if init_from is None else str(Path(init_from).resolve()),
             "data": data, "data_revision": data_revision(data, [config]), "config": config,
-            "epochs": epochs, "lr": lr, "weight_decay": WEIGHT_DECAY, "batch_size": batch_size,
-            "seed": seed, "image_size": image_size, "mean": list(mean), "std": list(std),
-            "trainable_share": trainable_share,
+            **recipe.as_dict(), "batch_size": batch_size, "seed": seed, "image_size": image_size,
+            "precision": precision, "n_train": len(train_rows), "n_val": len(val_rows),
+            "best_epoch": None if best is None else best["epoch"],
+            "best_val_acc": None if best is None else best["val_acc"],
+            "mean": list(mean), "std": list(std), "trainable_share": trainable_share,
             "leak_lambda": leak_lambda if regime == "ft_leakmin" else None,
             "leak_alpha": leak_alpha if regime == "ft_leakmin" else None,
             "surrogate": surrogate if regime == "ft_leakmin" else None,
@@ -174,10 +209,40 @@ def train(
     return out
 
 
+def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """Adam with L2 weight decay (the paper's) or AdamW with decoupled weight decay, on the trainable
+    parameters; AdamW exempts biases and normalisation weights (1-d tensors) from decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": recipe.weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=recipe.lr)
+
+
+@torch.no_grad()
+def validation_accuracy(model: torch.nn.Module, rows: CachedRows, val_rows: np.ndarray, mean: tuple,
+                        std: tuple, accelerator: Accelerator) -> float:
+    """Accuracy of ``model`` (eval mode, then restored to train mode) on the held-out rows; every process
+    scores the whole validation set, so all processes keep the same best epoch."""
+    model.eval()
+    correct = 0
+    index = torch.as_tensor(val_rows)
+    for start in range(0, len(index), EVAL_BATCH):
+        chunk = index[start:start + EVAL_BATCH]
+        images = rows.tensors["image"][chunk].to(accelerator.device)
+        with accelerator.autocast():
+            logits = model(normalize(images, mean, std))
+        correct += int((logits.argmax(1).cpu() == rows.tensors["label"][chunk]).sum())
+    model.train()
+    return correct / len(index)
+
+
 def batch_loss(model: torch.nn.Module, engine, images: torch.Tensor, labels: torch.Tensor,
                parts: torch.Tensor | None, surrogate: str, leak_lambda: float,
-               leak_alpha: float) -> dict[str, torch.Tensor]:
-    """The loss of one batch: ``CE + sum(penalty over QR samples) / max(n_qr, 1)``.
+               leak_alpha: float, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+    """The loss of one batch: ``CE + sum(penalty over QR samples) / max(n_qr, 1)``, CE with
+    ``label_smoothing`` (targets ``(1 - e) onehot + e / K``).
 
     ``engine`` None: plain forward, no penalty (ZS, FT-Struct). Otherwise one ``CamEngine`` call in
     differentiable mode gives the logits and the surrogate CAM from the same forward pass (FT-LeakMin).
@@ -194,7 +259,7 @@ def batch_loss(model: torch.nn.Module, engine, images: torch.Tensor, labels: tor
         penalty_sum = (per_sample * is_qr).sum()
         leak_sum = (leakage.detach() * is_qr).sum()
         n_qr = is_qr.sum().float()
-    ce = F.cross_entropy(logits, labels)
+    ce = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     return {"loss": ce + penalty_sum / n_qr.clamp(min=1), "ce": ce, "logits": logits,
             "penalty_sum": penalty_sum, "leak_sum": leak_sum, "n_qr": n_qr}
 
@@ -216,13 +281,16 @@ def penalty_engine(model: torch.nn.Module, unwrapped: torch.nn.Module, surrogate
     return CamEngine(model, target_layer=default_target_layer(unwrapped))
 
 
-def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history: list[dict]) -> None:
-    """Save the Accelerate state of a finished epoch; ``progress.json`` (written last) marks it complete,
-    and older epochs are then removed."""
+def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history: list[dict],
+                best: dict | None) -> None:
+    """Save the Accelerate state of a finished epoch and the best epoch's weights so far (``best.pt``);
+    ``progress.json`` (written last) marks it complete, and older epochs are then removed."""
     folder = state_root / f"epoch_{epoch:04d}"
     accelerator.save_state(str(folder))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if best is not None:
+            torch.save(best, folder / "best.pt")
         write_json(folder / "progress.json", {"epoch": epoch, "history": history})
         for old in state_root.glob("epoch_*"):
             if old != folder:
@@ -230,14 +298,16 @@ def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history:
     accelerator.wait_for_everyone()
 
 
-def _load_latest_state(accelerator: Accelerator, state_root: Path) -> tuple[int, list[dict]]:
-    """Restore the last complete epoch's state; returns (epochs done, history)."""
+def _load_latest_state(accelerator: Accelerator, state_root: Path) -> tuple[int, list[dict], dict | None]:
+    """Restore the last complete epoch's state; returns (epochs done, history, best epoch so far or None)."""
     done = sorted(p.parent for p in state_root.glob("epoch_*/progress.json"))
     if not done:
         raise ValueError(f"--resume: no saved epoch under {state_root}")
     accelerator.load_state(str(done[-1]))
     progress = json.loads((done[-1] / "progress.json").read_text())
-    return int(progress["epoch"]), list(progress["history"])
+    best_path = done[-1] / "best.pt"
+    best = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else None
+    return int(progress["epoch"]), list(progress["history"]), best
 
 
 def run_from_args(args: argparse.Namespace) -> Path:
@@ -245,11 +315,14 @@ def run_from_args(args: argparse.Namespace) -> Path:
     if args.pretrained is None and args.init_from is None:
         raise ValueError("give --pretrained (none, a weights file, or a Hub tag) or --init-from")
     return train(data=args.data, out=args.out, config=args.config, backbone=args.backbone,
-                 pretrained=args.pretrained or "none", regime=args.regime, depth=args.depth,
+                 model_args=args.model_args, pretrained=args.pretrained or "none", regime=args.regime,
                  init_from=args.init_from, leak_lambda=args.leak_lambda, leak_alpha=args.leak_alpha,
-                 surrogate=args.surrogate, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                 image_size=args.image_size, seed=args.seed, resume=args.resume,
-                 quiet=getattr(args, "quiet", False))
+                 surrogate=args.surrogate, batch_size=args.batch_size, image_size=args.image_size,
+                 num_train=args.num_train, precision=args.precision, seed=args.seed, resume=args.resume,
+                 quiet=getattr(args, "quiet", False), depth=args.depth, lr=args.lr, epochs=args.epochs,
+                 optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
+                 warmup=args.warmup, label_smoothing=args.label_smoothing, augment=args.augment,
+                 val_share=args.val_share)
 
 
 def main(argv: list[str] | None = None) -> int:
