@@ -111,17 +111,28 @@ def test_scratch_logs_validation_accuracy_and_keeps_the_best_epoch(data, tmp_pat
 
 
 def test_validation_accuracy_by_hand(data):
-    from accelerate import Accelerator
-
     from cambench_qr.harness.data import CachedRows, TensorRows, load_split
 
     rows = CachedRows(TensorRows(load_split(data, "standard", "train"), 64, with_parts=False), quiet=True)
 
     class Constant(torch.nn.Module):  # always predicts "qr"
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
         def forward(self, x):
             return torch.stack([torch.zeros(len(x)), torch.ones(len(x))], 1)
 
     val = np.arange(10)
     expected = float((rows.tensors["label"][:10] == 1).float().mean())
-    acc = train_module.validation_accuracy(Constant(), rows, val, (0.5,) * 3, (0.5,) * 3, Accelerator())
+    acc = train_module.validation_accuracy(Constant(), rows, val, (0.5,) * 3, (0.5,) * 3)
     assert acc == pytest.approx(expected)
+
+
+def test_one_process_trains_bf16_then_float32(data, tmp_path):
+    """`cambench-qr run` trains several backbones in one process, each with its own precision."""
+    common = dict(data=data, backbone="test_resnet", pretrained="none", regime="scratch", epochs=1,
+                  image_size=64, batch_size=8, quiet=True)
+    for precision in ("bf16", "no"):
+        out = train_module.train(out=tmp_path / precision, precision=precision, **common)
+        assert json.loads((out / "training.json").read_text())["precision"] == precision

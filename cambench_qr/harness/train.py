@@ -27,10 +27,13 @@ the last saved epoch. The final model is written by the main process in timm's H
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import functools
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +127,11 @@ def train(
     mean, std = tuple(data_cfg["mean"]), tuple(data_cfg["std"])
     augmentation = Augmentation(max_severity=recipe.augment) if recipe.augment else None
 
-    accelerator = Accelerator(mixed_precision=precision)
+    accelerator = Accelerator()
+    # bf16 autocast by hand: Accelerate's mixed_precision is process-global state, and one process may train
+    # several models with different precisions (``cambench-qr run``).
+    autocast = functools.partial(torch.autocast, device_type=accelerator.device.type, dtype=torch.bfloat16,
+                                 enabled=precision == "bf16")
     optimizer = make_optimizer(model, recipe)
     model, optimizer = accelerator.prepare(model, optimizer)
     steps_per_epoch = len(accelerator.prepare(torch.utils.data.DataLoader(
@@ -155,8 +162,9 @@ def train(
         for batch in bar:
             images = batch["image"] if augmentation is None else augmentation(batch["image"], augment_rng)
             labels = batch["label"]
-            terms = batch_loss(model, engine, normalize(images, mean, std), labels, batch.get("parts"),
-                               surrogate, leak_lambda, leak_alpha, recipe.label_smoothing)
+            with autocast():
+                terms = batch_loss(model, engine, normalize(images, mean, std), labels, batch.get("parts"),
+                                   surrogate, leak_lambda, leak_alpha, recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(terms["loss"])
             optimizer.step()
@@ -174,7 +182,7 @@ def train(
             record["cam_leakage"] = totals[6] / max(totals[3], 1.0)
         if len(val_rows):
             record["val_acc"] = validation_accuracy(accelerator.unwrap_model(model), rows, val_rows, mean,
-                                                    std, accelerator)
+                                                    std, autocast)
             if best is None or record["val_acc"] > best["val_acc"]:
                 best = {"epoch": epoch + 1, "val_acc": record["val_acc"],
                         "state": copy.deepcopy(accelerator.unwrap_model(model).state_dict())}
@@ -222,16 +230,18 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
 
 @torch.no_grad()
 def validation_accuracy(model: torch.nn.Module, rows: CachedRows, val_rows: np.ndarray, mean: tuple,
-                        std: tuple, accelerator: Accelerator) -> float:
-    """Accuracy of ``model`` (eval mode, then restored to train mode) on the held-out rows; every process
-    scores the whole validation set, so all processes keep the same best epoch."""
+                        std: tuple, autocast: Callable = contextlib.nullcontext) -> float:
+    """Accuracy of ``model`` (eval mode, then restored to train mode) on the held-out rows, under the
+    training's ``autocast`` context; every process scores the whole validation set, so all processes keep
+    the same best epoch."""
     model.eval()
     correct = 0
     index = torch.as_tensor(val_rows)
+    device = next(model.parameters()).device
     for start in range(0, len(index), EVAL_BATCH):
         chunk = index[start:start + EVAL_BATCH]
-        images = rows.tensors["image"][chunk].to(accelerator.device)
-        with accelerator.autocast():
+        images = rows.tensors["image"][chunk].to(device)
+        with autocast():
             logits = model(normalize(images, mean, std))
         correct += int((logits.argmax(1).cpu() == rows.tensors["label"][chunk]).sum())
     model.train()
