@@ -1,12 +1,15 @@
 """Shared plumbing of the three studies (scripts/study_transfer.py, study_surrogate.py, study_vit_cnn.py).
 
-A study builds the dataset configs it needs into a fresh ``<out>/data`` folder, trains its models under
-``<out>/models/<name>`` (FT regimes start from the backbone's ZS model, as in the harness presets),
-evaluates them into ``<out>/eval/<name>``, and writes ``<out>/results.json`` (settings, provenance, tidy
-result rows) and ``<out>/results.md`` (the tables), atomically. Everything runs through the package's
-public API: ``build_dataset`` / ``build_real``, ``harness.train.train``, ``harness.evaluate.evaluate``.
-Defaults are tiny (random-init timm test models, 128 px, a few hundred images) so that a study runs in
-minutes on 2 CPU cores; the flags scale it up.
+The studies start from the competent models ``make run`` trains (``cambench-qr run``: the quick preset's
+backbones trained from random init with the scratch recipe, then FT-LeakMin from each), found in the local
+Hub root (``--hub``, default ``hub``); when any is missing, ``cambench-qr run`` runs first (it skips the
+steps that are done), so a study never explains a model that does not do the task. A study builds the test
+configs it needs into a fresh ``<out>/data`` folder (the run's seed and canvas, so its ``standard`` test
+rows are the run's), fine-tunes any extra model under ``<out>/models/<name>`` from the run's scratch model
+on the run's training rows, evaluates into ``<out>/eval/<name>``, and writes ``<out>/results.json``
+(settings, provenance, tidy result rows) and ``<out>/results.md`` (the tables), atomically. Everything runs
+through the package's public API: ``pipeline.run``, ``build_dataset`` / ``build_real``,
+``harness.train.train``, ``harness.evaluate.evaluate``.
 """
 
 from __future__ import annotations
@@ -22,27 +25,32 @@ import torch
 from cambench_qr import __version__
 from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.dataset_builder.real import build_real
+from cambench_qr.harness.accuracy import config_accuracy
 from cambench_qr.harness.evaluate import evaluate
 from cambench_qr.harness.io import write_atomic
 from cambench_qr.harness.options import PAPER_METHODS
+from cambench_qr.harness.presets import PRESETS, Backbone, RunSpec
 from cambench_qr.harness.train import train
+from cambench_qr.hub_cards import HubRoot
+from cambench_qr.hub_cards.layout import DEFAULT_USER
+from cambench_qr.pipeline import run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared" / "realqr"
 METHODS = ("gradcam", *PAPER_METHODS)
+PRESET = PRESETS["quick"]
+SCRATCH = next(r for r in PRESET.runs if r.regime == "scratch")
+LEAKMIN = next(r for r in PRESET.runs if r.regime == "ft_leakmin")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    """The flags every study takes (defaults: the tiny CPU setting)."""
+    """The flags every study takes."""
     parser.add_argument("--out", default=f"runs/studies/{name}", help="folder: data, models, results")
-    parser.add_argument("--image-size", type=int, default=128, help="canvas and input side, px (default 128)")
-    parser.add_argument("--num-train", type=int, default=240, help="standard train rows (default 240)")
-    parser.add_argument("--num-test", type=int, default=80, help="standard test rows (default 80)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per regime (default 2)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--hub", default="hub", help="local Hub root of `make run` (default hub)")
+    parser.add_argument("--num-test", type=int, default=400, help="standard test rows (default 400)")
+    parser.add_argument("--num-train", type=int, help="training rows of each fine-tune (default: the run's)")
     parser.add_argument("--methods", default=",".join(METHODS), help="CAM methods evaluated (comma list)")
-    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples per CI (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="data, init and bootstrap seed (default 0)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per CI (default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -50,33 +58,59 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def backbone(name: str) -> Backbone:
+    """The quick preset's backbone called ``name``."""
+    for candidate in PRESET.backbones:
+        if candidate.name == name:
+            return candidate
+    raise SystemExit(f"no backbone {name!r} in the quick preset (it has: "
+                     f"{', '.join(b.name for b in PRESET.backbones)})")
+
+
+def run_models(args: argparse.Namespace) -> tuple[HubRoot, dict[str, Path]]:
+    """The models of ``make run`` (folder name -> folder) in ``--hub``; runs ``cambench-qr run`` first when
+    any of them is missing."""
+    hub = HubRoot(Path(args.hub), DEFAULT_USER)
+    models = {}
+    for spec in PRESET.backbones:
+        for run_spec in PRESET.runs:
+            folder = hub.model_dir(spec.name, run_spec.name)
+            models[folder.name] = folder
+    if not all((folder / "training.json").is_file() for folder in models.values()):
+        run("quick", hub_root=args.hub, quiet=args.quiet)
+    return hub, models
+
+
 def build_data(args: argparse.Namespace, extra: tuple[str, ...] = (), photos: str | Path | None = None,
                num_interventions: int = 0) -> str:
-    """A fresh ``<out>/data`` with ``standard`` and the ``extra`` configs (``real`` from ``photos``;
-    ``interventions`` with ``num_interventions`` rows); returns its path."""
+    """A fresh ``<out>/data`` with the run's ``standard`` test rows and the ``extra`` configs (``real`` from
+    ``photos``; ``interventions`` with ``num_interventions`` rows); returns its path."""
     data = Path(args.out) / "data"
     shutil.rmtree(data, ignore_errors=True)
-    build_dataset("standard", data, num_train=args.num_train, num_test=args.num_test, seed=args.seed,
-                  image_size=args.image_size, quiet=args.quiet)
+    common = {"seed": PRESET.seed, "image_size": PRESET.canvas_size, "quiet": args.quiet}
+    build_dataset("standard", data, num_train=0, num_test=args.num_test, **common)
     if "real" in extra:
         build_real(photos or DEFAULT_PHOTOS, data, quiet=args.quiet)
     if "interventions" in extra:
-        build_dataset("interventions", data, num_train=0, num_test=num_interventions, seed=args.seed,
-                      image_size=args.image_size, quiet=args.quiet)
+        build_dataset("interventions", data, num_train=0, num_test=num_interventions, **common)
     return str(data)
 
 
-def train_runs(args: argparse.Namespace, data: str, backbone: str, runs: dict[str, dict]) -> dict[str, Path]:
-    """Train ``backbone``'s ZS model (run ``<backbone>-zs``) and then each of ``runs`` (name -> ``train()``
-    overrides with a ``regime``) from it; returns name -> model folder."""
-    common = {"data": data, "epochs": args.epochs, "batch_size": args.batch_size,
-              "image_size": args.image_size, "seed": args.seed, "quiet": args.quiet}
-    models = Path(args.out) / "models"
-    zs_name = f"{backbone}-zs"
-    out = {zs_name: train(out=models / zs_name, backbone=backbone, pretrained="none", regime="zs", **common)}
+def fine_tune(args: argparse.Namespace, hub: HubRoot, backbone_name: str,
+              runs: dict[str, dict]) -> dict[str, Path]:
+    """FT-LeakMin runs (name -> overrides of the quick preset's FT-LeakMin run) from ``make run``'s scratch
+    model of ``backbone_name``, on the run's training rows; returns name -> model folder."""
+    spec = backbone(backbone_name)
+    parent = hub.model_dir(spec.name, SCRATCH.name)
+    models = {}
     for name, overrides in runs.items():
-        out[name] = train(out=models / name, init_from=out[zs_name], **common, **overrides)
-    return out
+        run_spec = RunSpec(name, LEAKMIN.regime, {**LEAKMIN.overrides, **overrides}, SCRATCH.name)
+        out = Path(args.out) / "models" / name
+        shutil.rmtree(out, ignore_errors=True)
+        kwargs = PRESET.train_kwargs(run_spec, spec, str(hub.dataset_dir), out, init_from=parent,
+                                     quiet=args.quiet)
+        models[name] = train(**kwargs, num_train=args.num_train)
+    return models
 
 
 def evaluate_runs(args: argparse.Namespace, data: str, models: dict[str, Path], configs: tuple[str, ...],
@@ -84,10 +118,11 @@ def evaluate_runs(args: argparse.Namespace, data: str, models: dict[str, Path], 
     """Evaluate every model on ``configs`` with ``methods``; returns name -> summary.json contents."""
     summaries = {}
     for name, model in models.items():
-        out = evaluate(model=model, data=data, out=Path(args.out) / "eval" / name, configs=configs,
-                       methods=methods, batch_size=args.batch_size, faithfulness_samples=0,
-                       cross_resolution=(), latency_batch=0, n_boot=args.n_boot, seed=args.seed,
-                       quiet=args.quiet)
+        out = Path(args.out) / "eval" / name
+        shutil.rmtree(out, ignore_errors=True)
+        evaluate(model=model, data=data, out=out, configs=configs, methods=methods,
+                 batch_size=PRESET.batch_size, faithfulness_samples=0, cross_resolution=(), latency_batch=0,
+                 n_boot=args.n_boot, seed=PRESET.seed, quiet=args.quiet)
         summaries[name] = json.loads((out / "summary.json").read_text())
     return summaries
 
@@ -101,7 +136,7 @@ def structure(summary: dict, config: str, method: str, score: str) -> dict:
 
 
 def accuracy(summary: dict, config: str) -> float:
-    return next(r["value"] for r in summary["accuracy"] if r["config"] == config)
+    return next(r["value"] for r in config_accuracy(summary["accuracy"]) if r["config"] == config)
 
 
 def stats(row: dict) -> dict:
@@ -115,10 +150,10 @@ def cell(row: dict, digits: int = 3) -> str:
 
 
 def provenance() -> dict:
-    """What the numbers ran on: package, torch, device, threads, CPU, and that the models are random-init."""
+    """What the numbers ran on: package, torch, device, threads, CPU, and how the models were trained."""
     return {"package_version": __version__, "torch": torch.__version__, "device": "cpu",
             "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-            "weights": "random init (no pretrained weights available offline)"}
+            "weights": "trained from random init by `make run` (quick preset, scratch recipe)"}
 
 
 def write_results(args: argparse.Namespace, name: str, rows: list[dict], markdown: str) -> Path:

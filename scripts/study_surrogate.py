@@ -1,16 +1,17 @@
 """Study (b): surrogate fidelity. FT-LeakMin penalises the background leakage of one differentiable CAM
 (the surrogate); does the leakage fall for every CAM method, or only for the one it was trained against?
 
-From one ZS model, FT-LeakMin (lambda 0.25) is trained once per surrogate method (same data, seed and
-schedule), plus FT-LeakMin with lambda 0 (same regime and schedule, no penalty) as the reference; every
-model is evaluated on the ``standard`` test split with every method. The result is a matrix: rows =
+From ``make run``'s competent scratch model of one backbone (default the CNN), FT-LeakMin (lambda 0.25,
+the run's FT-LeakMin settings) is trained once per surrogate method (same data, seed and schedule), plus
+FT-LeakMin with lambda 0 (same regime and schedule, no penalty) as the reference; every model is evaluated
+on the run's ``standard`` test rows with every method. The result is a matrix: rows =
 surrogate used in training, columns = method used in evaluation, cells = BL (background leakage, lower is
 better) mean [95% CI]; a second matrix holds the change against the reference
 (BL(LeakMin, surrogate s; method m) - BL(lambda 0; m): negative = less leakage). A surrogate with high
 fidelity lowers BL on its own column and the others alike.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/study_surrogate.py [--surrogates gradcam,xgradcam,...]
-        [--backbone test_resnet] [--epochs 2] [--image-size 128]
+        [--backbone resnet-tiny] [--num-train 4000] [--hub hub]
 """
 
 from __future__ import annotations
@@ -31,16 +32,17 @@ def label(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     study.add_arguments(parser, NAME)
-    parser.add_argument("--backbone", default="test_resnet", help="timm backbone (default test_resnet)")
+    parser.add_argument("--backbone", default=study.PRESET.backbones[0].name,
+                        help=f"quick-preset backbone (default {study.PRESET.backbones[0].name})")
     parser.add_argument("--surrogates", default=",".join(study.METHODS), help="surrogate CAMs (comma list)")
     parser.add_argument("--leak-lambda", type=float, default=0.25, help="FT-LeakMin lambda (default 0.25)")
     args = parser.parse_args()
     methods, surrogates = study.split_list(args.methods), study.split_list(args.surrogates)
+    hub, _ = study.run_models(args)
     data = study.build_data(args)
-    runs = {REFERENCE: {"regime": "ft_leakmin", "leak_lambda": 0.0}}
-    runs.update({f"leakmin-{s}": {"regime": "ft_leakmin", "surrogate": s, "leak_lambda": args.leak_lambda}
-                 for s in surrogates})
-    models = study.train_runs(args, data, args.backbone, runs)
+    runs = {REFERENCE: {"leak_lambda": 0.0}}
+    runs.update({f"leakmin-{s}": {"surrogate": s, "leak_lambda": args.leak_lambda} for s in surrogates})
+    models = study.fine_tune(args, hub, args.backbone, runs)
     summaries = study.evaluate_runs(args, data, {name: models[name] for name in runs}, ("standard",), methods)
     scores = {(name, m, score): study.structure(summary, "standard", m, score)
               for name, summary in summaries.items() for m in methods for score in SCORES}
@@ -48,9 +50,12 @@ def main() -> None:
              **study.stats(r)} for (name, m, score), r in scores.items()]
     header = ["| surrogate (rows) / evaluated with (columns) | " + " | ".join(methods) + " |",
               "|---|" + "---|" * len(methods)]
-    lines = [f"### Study (b): surrogate fidelity ({args.backbone}, random init, CPU; {args.epochs} epochs "
-             f"per regime, {args.image_size} px, {args.num_train} train / {args.num_test} test rows, "
-             f"lambda {args.leak_lambda})", "", "BL ↓ on `standard` test, mean [95% CI]:", "", *header]
+    accuracies = ", ".join(f"{label(name)} {study.accuracy(summary, 'standard'):.3f}"
+                           for name, summary in summaries.items())
+    lines = [f"### Study (b): surrogate fidelity ({args.backbone} from `make run`'s scratch model; "
+             f"FT-LeakMin lambda {args.leak_lambda}, {args.num_train or 'all the run'} training rows; "
+             f"{args.num_test} `standard` test rows)", "", f"Accuracy: {accuracies}.", "",
+             "BL ↓ on `standard` test, mean [95% CI]:", "", *header]
     lines += [f"| {label(name)} | " + " | ".join(study.cell(scores[(name, m, "bl")]) for m in methods) + " |"
               for name in runs]
     lines += ["", "BL change against lambda 0 (negative: less leakage; on the diagonal the evaluated method "

@@ -15,6 +15,7 @@ import timm
 import torch
 
 from ..parts import LABEL_NAMES
+from . import backbones  # noqa: F401  (registers the package's timm backbones)
 from .recipe import DEPTHS
 
 # How many backbone stages train at each depth (the classifier always trains); None = every parameter.
