@@ -1,7 +1,8 @@
 """`cambench-qr run`: from nothing to a leaderboard, offline, in one command.
 
 It runs a harness preset (`harness.presets.PRESETS`, default `quick`) with the paper config added, into
-the local Hub root (contract 6). Steps, each skipped when its stamp says it is done with the same settings:
+the local Hub root (folders laid out like Hub repos). Steps, each skipped when its stamp says it is done
+with the same settings:
 
 1. build the preset's dataset configs (+ `paper`) into the dataset repo folder, add `eval.yaml`;
 2. copy the `cambench_structure` evaluate module into the metric Space folder;

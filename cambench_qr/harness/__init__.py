@@ -1,4 +1,4 @@
-"""The harness room (DESIGN 5): training regimes under Accelerate, explanation evaluation, presets.
+"""The harness room: training regimes under Accelerate, explanation evaluation, presets.
 
 Python API: ``train(...)`` (``cambench_qr.harness.train``), ``evaluate(...)``
 (``cambench_qr.harness.evaluate``), ``PRESETS`` (``cambench_qr.harness.presets``). Command line:

@@ -1,4 +1,4 @@
-"""Loading CAMBench-QR rows (DESIGN 2.3) as fixed-size tensors for training and evaluation.
+"""Loading CAMBench-QR rows (the dataset row schema) as fixed-size tensors for training and evaluation.
 
 A dataset is a local folder laid out like a Hub dataset repo or a Hub repo id; both load with
 ``datasets.load_dataset(data, config)``. Images are resized to ``image_size`` x ``image_size`` with
