@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -232,6 +233,7 @@ def run(
     logs.append(StepLog("cards + leaderboard", False, time.perf_counter() - start))
     bar.update(1)
 
+    floors = floor_lines(spec, evaluations)
     bar.set_postfix_str("report")
     start = time.perf_counter()
     galleries = {
@@ -247,11 +249,31 @@ def run(
         [report_dir / f"gallery-{name}.png" for name in galleries],
         logs,
     )
-    write_report(report_dir, hub.leaderboard_dir, galleries, result.outputs())
+    write_report(report_dir, hub.leaderboard_dir, galleries, result.outputs(), floors)
     logs.append(StepLog("report", False, time.perf_counter() - start))
     bar.update(1)
     bar.close()
     return result
+
+
+def floor_lines(spec: Preset, evaluations: dict[str, Path]) -> list[str]:
+    """Markdown lines on the preset's accuracy floors for the report; every miss is also printed to stderr
+    (the run still finishes). Empty for a preset without floors."""
+    from .harness.accuracy import floor_misses
+
+    if spec.accuracy_floors is None:
+        return []
+    clean, distorted = spec.accuracy_floors
+    misses = []
+    for out in evaluations.values():
+        misses += floor_misses(json.loads((out / "summary.json").read_text()), clean, distorted)
+    for miss in misses:
+        print(f"cambench-qr run: warning: {miss}", file=sys.stderr)
+    rule = (f"accuracy >= {clean:.2f} on clean `standard` and >= {distorted:.2f} averaged over severities "
+            "1-3 of each distortion config")
+    if not misses:
+        return [f"Every model meets the preset's accuracy floors ({rule})."]
+    return [f"**Accuracy floors missed** (the preset asks {rule}):", "", *(f"- {m}" for m in misses)]
 
 
 def summary_lines(result: RunResult, wall_s: float) -> list[str]:

@@ -104,3 +104,27 @@ def model_competence(summary: dict) -> tuple[bool, float]:
     if "competent" in model:
         return bool(model["competent"]), float(model.get("competence_floor", COMPETENCE_FLOOR))
     return is_competent(summary["accuracy"]), COMPETENCE_FLOOR
+
+
+def floor_misses(summary: dict, clean_floor: float, distorted_floor: float,
+                 severities: Sequence[int] = (1, 2, 3)) -> list[str]:
+    """One line per accuracy floor a model's summary misses: the clean ``standard`` accuracy below
+    ``clean_floor``, and for each distortion config the mean over ``severities`` of its per-severity
+    accuracy below ``distorted_floor`` (a config without those severities is named as unmeasured)."""
+    name = summary["model"].get("name", "model")
+    misses = []
+    for row in config_accuracy(summary["accuracy"]):
+        if row["config"] == HEADLINE_CONFIG and row["value"] < clean_floor:
+            misses.append(f"{name}: accuracy {row['value']:.3f} on clean `{HEADLINE_CONFIG}` is below the "
+                          f"preset's floor {clean_floor:.2f}")
+    graded = [r for r in summary["accuracy"] if r.get("group") == "distortion" and r["distortion"] != "none"]
+    for config in sorted({r["config"] for r in graded}):
+        values = [r["value"] for r in graded if r["config"] == config and r["severity"] in severities]
+        if len(values) < len(severities):
+            misses.append(f"{name}: `{config}` lacks rows at severities {list(severities)}; its floor is "
+                          "unmeasured")
+        elif float(np.mean(values)) < distorted_floor:
+            misses.append(f"{name}: mean accuracy {np.mean(values):.3f} over severities "
+                          f"{min(severities)}-{max(severities)} of `{config}` is below the preset's floor "
+                          f"{distorted_floor:.2f}")
+    return misses

@@ -66,13 +66,18 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def write_report(
-    report_dir: str | Path, leaderboard_dir: str | Path, galleries: dict[str, bytes], outputs: list[str]
+    report_dir: str | Path,
+    leaderboard_dir: str | Path,
+    galleries: dict[str, bytes],
+    outputs: list[str],
+    floors: list[str] | None = None,
 ) -> Path:
     """`report_dir/index.md`: the leaderboard's headline (`headline.md`: the competent models' CAMs on clean
     images against the null maps, and the models left out as not competent; skipped for a leaderboard
     folder without it), the leaderboard markdown (with its plot copied alongside; it holds the accuracy
     by negative kind, QR version band and distortion severity), one gallery PNG per model, and the list
-    of every output of the run. Returns the index path."""
+    of every output of the run. ``floors``: markdown lines on the run's accuracy floors, placed first.
+    Returns the index path."""
     report_dir, leaderboard_dir = Path(report_dir), Path(leaderboard_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     for png in leaderboard_dir.glob("leaderboard*.png"):
@@ -81,6 +86,7 @@ def write_report(
     lines = [
         "# CAMBench-QR run report",
         "",
+        *([*floors, ""] if floors else []),
         *([headline.read_text(), "", "## Details"] if headline.is_file() else []),
         (leaderboard_dir / "leaderboard.md").read_text().split("\n", 1)[1],
     ]
