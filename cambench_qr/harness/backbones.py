@@ -3,7 +3,8 @@
 ``vit_convstem_tiny``: a Vision Transformer whose 16x16 patchify is replaced by a convolutional stem, as in
 "Early Convolutions Help Transformers See Better" (Xiao et al., 2021): four 3x3 stride-2 convolutions with
 BatchNorm and ReLU (stride 16, widths ``stem_widths``), then timm's ``HybridEmbed`` projects each cell of
-the stem's grid to a token (1x1). The rest is timm's ``VisionTransformer`` (pre-norm blocks, class token,
+the stem's grid to a token (1x1; ``ConvStemEmbed`` also knows the grid of input sides that are not
+multiples of 16). The rest is timm's ``VisionTransformer`` (pre-norm blocks, a class token or pooled tokens,
 learned position embeddings, dynamic image size). A plain ViT trained from scratch on a few thousand images
 learns the QR task slowly (a 16 px patchify must learn translation-invariant finder detectors from
 scratch); the stem gives it a CNN's locality while every layer after it is a transformer. At 128 px the
@@ -22,6 +23,19 @@ from timm.layers import HybridEmbed
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer, _cfg
 from torch import nn
+
+
+class ConvStemEmbed(HybridEmbed):
+    """timm's ``HybridEmbed`` over a :func:`conv_stem`, with the token grid of any input size: each
+    3x3 stride-2 convolution with padding 1 maps a side ``n`` to ``ceil(n / 2)`` (timm's default assumes
+    sides divisible by the stride), so a CAM reads the true grid at every resolution."""
+
+    def dynamic_feat_size(self, img_size: tuple[int, int]) -> tuple[int, int]:
+        h, w = img_size
+        for layer in self.backbone:
+            if isinstance(layer, nn.Conv2d):
+                h, w = -(-h // layer.stride[0]), -(-w // layer.stride[1])
+        return h, w
 
 
 def conv_stem(widths: tuple[int, ...] | list[int], in_chans: int = 3) -> nn.Sequential:
@@ -48,5 +62,5 @@ def vit_convstem_tiny(pretrained: bool = False, **kwargs) -> VisionTransformer:
             "dynamic_img_size": True, **kwargs}
     stem = conv_stem(stem_widths, args.get("in_chans", 3))
     return build_model_with_cfg(VisionTransformer, "vit_convstem_tiny", pretrained, patch_size=1,
-                                embed_layer=partial(HybridEmbed, backbone=stem), **args)
+                                embed_layer=partial(ConvStemEmbed, backbone=stem), **args)
 
