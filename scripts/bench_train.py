@@ -45,7 +45,6 @@ import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from accelerate.state import AcceleratorState, GradientState  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cambench_qr.harness.data import holdout, load_split  # noqa: E402
@@ -136,16 +135,8 @@ def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, mea
 
 
 # ----- the three timed loops ----------------------------------------------------------------------------
-def fresh_accelerate_state() -> None:
-    """Forget the process-wide Accelerate state, so that a ``train()`` call may use another precision than
-    the previous one in this process (Accelerate refuses a second mixed-precision setting otherwise)."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
 def time_recipe(settings: dict, data: str, out: Path, device: torch.device) -> dict:
     """(a) One ``train()`` call, wall to wall; images = the training samples its history counts."""
-    fresh_accelerate_state()
     clock = Clock(device)
     folder = train(data=data, out=out, **settings)
     wall, cpu = clock.elapsed()

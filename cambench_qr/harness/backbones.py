@@ -38,13 +38,15 @@ class ConvStemEmbed(HybridEmbed):
         return h, w
 
 
-def conv_stem(widths: tuple[int, ...] | list[int], in_chans: int = 3) -> nn.Sequential:
-    """``len(widths)`` blocks of 3x3 stride-2 convolution (no bias), BatchNorm and ReLU."""
+def conv_stem(widths: tuple[int, ...] | list[int], in_chans: int = 3, per_stage: int = 1) -> nn.Sequential:
+    """``len(widths)`` stages, each of ``per_stage`` 3x3 convolutions (no bias) with BatchNorm and ReLU, the
+    first of a stage with stride 2."""
     layers: list[nn.Module] = []
     for width in widths:
-        layers += [nn.Conv2d(in_chans, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
-                   nn.ReLU(inplace=True)]
-        in_chans = width
+        for k in range(per_stage):
+            layers += [nn.Conv2d(in_chans, width, 3, stride=2 if k == 0 else 1, padding=1, bias=False),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            in_chans = width
     return nn.Sequential(*layers)
 
 
@@ -58,9 +60,10 @@ default_cfgs = generate_default_cfgs({
 def vit_convstem_tiny(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """ViT with a 4-layer convolutional stem (stride 16), embed 128, depth 4, 4 heads, 128 px input."""
     stem_widths = kwargs.pop("stem_widths", (24, 48, 96, 128))
+    stem_per_stage = kwargs.pop("stem_per_stage", 1)
     args = {"img_size": 128, "embed_dim": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 4.0,
             "dynamic_img_size": True, **kwargs}
-    stem = conv_stem(stem_widths, args.get("in_chans", 3))
+    stem = conv_stem(stem_widths, args.get("in_chans", 3), stem_per_stage)
     return build_model_with_cfg(VisionTransformer, "vit_convstem_tiny", pretrained, patch_size=1,
                                 embed_layer=partial(ConvStemEmbed, backbone=stem), **args)
 
