@@ -120,16 +120,16 @@ PRESETS: dict[str, Preset] = {
         name="quick",
         description="two models trained from random init with the scratch recipe on 12 000 fresh "
                     "standard rows at 128 px: a small ResNet (timm test_resnet at output stride 16: an "
-                    "8x8 CAM grid) and a ViT with a convolutional stem (vit_convstem_tiny, average-pooled "
-                    "tokens: an 8x8 token grid); then FT-LeakMin (lambda 0.25) from each on 3 000 rows; "
-                    "evaluated on standard, blur, occlusion and interventions (causal agreement)",
+                    "8x8 CAM grid) and a ViT with a convolutional stem (vit_convstem_tiny, 2 blocks, "
+                    "average-pooled tokens: an 8x8 token grid); then FT-LeakMin (lambda 0.25) from each on "
+                    "3 000 rows; evaluated on standard, blur, occlusion and interventions (causal agreement)",
         expected_runtime="under 10 minutes on 2 idle CPU cores after setup (BENCHMARKS.md, main job)",
         backbones=(
             Backbone("resnet-tiny", "test_resnet", model_args={"output_stride": 16},
                      overrides={"precision": "bf16", "epochs": 3}),
             Backbone("vit-convstem", "vit_convstem_tiny",
-                     model_args={"global_pool": "avg", "class_token": False},
-                     overrides={"precision": "bf16", "epochs": 4}),
+                     model_args={"depth": 2, "global_pool": "avg", "class_token": False},
+                     overrides={"precision": "bf16", "epochs": 6}),
         ),
         image_size=128,
         batch_size=64,
