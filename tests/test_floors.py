@@ -25,6 +25,10 @@ def test_floor_misses_by_hand():
     assert "bad: accuracy 0.960 on clean `standard`" in misses[0]
     assert "mean accuracy 0.883 over severities 1-3 of `blur`" in misses[1]
     assert "unmeasured" in floor_misses(summary("few", 0.99, [1.0, 1.0]), 0.97, 0.90)[0]
+    paper = summary("paper", 0.99, [])  # the paper config's mixed distortions have no severities
+    paper["accuracy"].append({"config": "paper", "split": "test", "group": "distortion",
+                              "distortion": "blur+noise", "severity": None, "n": 20, "value": 0.5})
+    assert floor_misses(paper, 0.97, 0.90) == []
 
 
 def test_floor_lines_warn_on_stderr(tmp_path, capsys):

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..dataset_builder.distortions import DISTORTION_FAMILIES
 from ..metrics import aggregate
 
 COMPETENCE_FLOOR = 0.90
@@ -109,7 +110,8 @@ def model_competence(summary: dict) -> tuple[bool, float]:
 def floor_misses(summary: dict, clean_floor: float, distorted_floor: float,
                  severities: Sequence[int] = (1, 2, 3)) -> list[str]:
     """One line per accuracy floor a model's summary misses: the clean ``standard`` accuracy below
-    ``clean_floor``, and for each distortion config the mean over ``severities`` of its per-severity
+    ``clean_floor``, and for each distortion-family config (blur, noise, ...; not ``paper``, whose
+    distortions are the authors' mix without severities) the mean over ``severities`` of its per-severity
     accuracy below ``distorted_floor`` (a config without those severities is named as unmeasured)."""
     name = summary["model"].get("name", "model")
     misses = []
@@ -117,7 +119,8 @@ def floor_misses(summary: dict, clean_floor: float, distorted_floor: float,
         if row["config"] == HEADLINE_CONFIG and row["value"] < clean_floor:
             misses.append(f"{name}: accuracy {row['value']:.3f} on clean `{HEADLINE_CONFIG}` is below the "
                           f"preset's floor {clean_floor:.2f}")
-    graded = [r for r in summary["accuracy"] if r.get("group") == "distortion" and r["distortion"] != "none"]
+    graded = [r for r in summary["accuracy"]
+              if r.get("group") == "distortion" and r["config"] in DISTORTION_FAMILIES]
     for config in sorted({r["config"] for r in graded}):
         values = [r["value"] for r in graded if r["config"] == config and r["severity"] in severities]
         if len(values) < len(severities):

@@ -126,7 +126,7 @@ PRESETS: dict[str, Preset] = {
         expected_runtime="under 10 minutes on 2 idle CPU cores after setup (BENCHMARKS.md, main job)",
         backbones=(
             Backbone("resnet-tiny", "test_resnet", model_args={"output_stride": 16},
-                     overrides={"precision": "bf16", "epochs": 3}),
+                     overrides={"precision": "bf16", "epochs": 2}),
             Backbone("vit-convstem", "vit_convstem_tiny",
                      model_args={"depth": 2, "global_pool": "avg", "class_token": False},
                      overrides={"precision": "bf16", "epochs": 6}),
