@@ -11,18 +11,20 @@ Every transform is label-independent, so no augmentation artefact can predict th
    a QR symbol read in a mirror or turned keeps its three finder patterns.
 3. **A small similarity transform** (rotation in ``[-max_rotation, max_rotation]`` degrees, scale in
    ``[1 - max_zoom, 1 + max_zoom]``) about the centre, bilinear, the border pixels repeated outwards, so the
-   whole symbol stays in view at the builder's placements.
+   whole symbol stays in view at the builder's placements. Steps 2 and 3 are one affine warp.
 
 Randomness comes from the caller's ``numpy.random.Generator`` only, so a run is reproducible from its seed.
+``AugmentedRows`` augments each training row with a generator seeded by (seed, epoch, row), so the images
+do not depend on batching, DataLoader workers or the number of processes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..dataset_builder import distortions as dist
 
@@ -50,59 +52,65 @@ class Augmentation:
                              f"{self.max_rotation!r} and {self.max_zoom!r}")
 
     def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Augment a uint8 batch (B, 3, H, W); returns a new uint8 batch on the same device."""
-        out = self.distort(images, rng)
+        """Augment a uint8 batch (B, 3, H, W) image by image with one generator; a new batch on the same
+        device."""
+        return torch.stack([self.augment_one(image, rng) for image in images])
+
+    def augment_one(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Augment one uint8 image (3, H, W) on the CPU: the distortion (step 1) with probability
+        ``p_distort``, then one ``cv2.warpAffine`` for steps 2 and 3; a new image on the same device."""
+        hwc = image.permute(1, 2, 0).cpu().numpy().copy()
+        if self.max_severity and rng.random() < self.p_distort:
+            self._distort(hwc, rng)
+        if self.symmetries or self.max_rotation or self.max_zoom:
+            hwc = cv2.warpAffine(hwc, self._matrix(hwc.shape[:2], rng), hwc.shape[1::-1],
+                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1).contiguous().to(image.device)
+
+    def _distort(self, image: np.ndarray, rng: np.random.Generator) -> None:
+        """Step 1 on one HxWx3 uint8 image, in place: a family and a severity, then the builder's code."""
+        family = FAMILIES[int(rng.integers(len(FAMILIES)))]
+        severity = int(rng.integers(1, self.max_severity + 1))
+        if family == "occlusion":
+            side = image.shape[0]
+            edge = rng.uniform(0.3, 0.8) * side
+            x0, y0 = rng.uniform(0, side - edge, 2)
+            quad = np.array([[x0, y0], [x0 + edge, y0], [x0 + edge, y0 + edge], [x0, y0 + edge]])
+            dist.occlude(image, np.zeros(image.shape[:2], np.uint8), quad,
+                         dist.severity_value(family, severity), rng)
+        else:
+            image[:] = dist.photometric(family, severity, np.ascontiguousarray(image), rng)
+
+    def _matrix(self, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """The 2x3 affine map (source -> output pixel) of steps 2 and 3 about the image centre: ``A = zoom
+        R(angle) D`` with D one of the 8 symmetries (a turn by k * 90 degrees, then a mirror with probability
+        1/2; exact integers), so that with no rotation or zoom every pixel lands on a pixel."""
+        d = np.eye(2)
         if self.symmetries:
-            out = _symmetries(out, rng)
-        if self.max_rotation or self.max_zoom:
-            out = _similarity(out, rng, self.max_rotation, self.max_zoom)
-        return out
-
-    def distort(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Step 1: the builder's distortions on a random subset of the batch (CPU, one image at a time)."""
-        if self.max_severity == 0 or self.p_distort == 0:
-            return images
-        hwc = images.permute(0, 2, 3, 1).cpu().numpy().copy()
-        for i in np.flatnonzero(rng.random(len(hwc)) < self.p_distort):
-            family = FAMILIES[int(rng.integers(len(FAMILIES)))]
-            severity = int(rng.integers(1, self.max_severity + 1))
-            if family == "occlusion":
-                side = hwc.shape[1]
-                edge = rng.uniform(0.3, 0.8) * side
-                x0, y0 = rng.uniform(0, side - edge, 2)
-                quad = np.array([[x0, y0], [x0 + edge, y0], [x0 + edge, y0 + edge], [x0, y0 + edge]])
-                dist.occlude(hwc[i], np.zeros(hwc.shape[1:3], np.uint8), quad,
-                             dist.severity_value(family, severity), rng)
-            else:
-                hwc[i] = dist.photometric(family, severity, np.ascontiguousarray(hwc[i]), rng)
-        return torch.from_numpy(hwc).permute(0, 3, 1, 2).contiguous().to(images.device)
+            d = np.linalg.matrix_power(np.array([[0.0, -1.0], [1.0, 0.0]]), int(rng.integers(4)))
+            if rng.random() < 0.5:
+                d = d @ np.array([[-1.0, 0.0], [0.0, 1.0]])
+        angle = np.deg2rad(rng.uniform(-self.max_rotation, self.max_rotation)) if self.max_rotation else 0.0
+        zoom = rng.uniform(1 - self.max_zoom, 1 + self.max_zoom) if self.max_zoom else 1.0
+        if angle or zoom != 1.0:
+            rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            d = zoom * rotation @ d
+        centre = (np.array(shape[::-1], dtype=np.float64) - 1) / 2
+        return np.hstack([d, (centre - d @ centre)[:, None]])
 
 
-def _symmetries(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Each image turned by k * 90 degrees (k uniform in 0..3) and mirrored with probability 1/2."""
-    turns = rng.integers(0, 4, len(images))
-    mirror = rng.random(len(images)) < 0.5
-    out = images.clone()
-    for k in range(4):
-        for m in (False, True):
-            sel = torch.as_tensor(np.flatnonzero((turns == k) & (mirror == m)), device=images.device)
-            if len(sel):
-                part = torch.rot90(images[sel], k, dims=(2, 3))
-                out[sel] = part.flip(3) if m else part
-    return out
+class AugmentedRows(torch.utils.data.Dataset):
+    """Items of ``rows`` (dicts with a uint8 ``image`` (3, H, W)) with the image augmented; item ``i`` of
+    ``epoch`` uses ``numpy.random.default_rng([seed, epoch, i])``."""
 
+    def __init__(self, rows: torch.utils.data.Dataset, augmentation: Augmentation, seed: int, epoch: int):
+        self.rows, self.augmentation, self.seed, self.epoch = rows, augmentation, seed, epoch
 
-def _similarity(images: torch.Tensor, rng: np.random.Generator, max_rotation: float,
-                max_zoom: float) -> torch.Tensor:
-    """Rotate by U[-max_rotation, max_rotation] degrees and scale by U[1 - max_zoom, 1 + max_zoom] about
-    the centre (output pixel p samples the input at A^-1 p in normalised coordinates)."""
-    b = len(images)
-    angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, b))
-    zoom = rng.uniform(1 - max_zoom, 1 + max_zoom, b)
-    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
-    theta = np.zeros((b, 2, 3), np.float32)
-    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
-    grid = F.affine_grid(torch.from_numpy(theta).to(images.device), list(images.shape), align_corners=False)
-    warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return warped.round().clamp_(0, 255).to(torch.uint8)
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.rows[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return {**item, "image": self.augmentation.augment_one(item["image"], rng)}
 

@@ -8,7 +8,8 @@ FT-LeakMin, and the depth ablation.
 What each regime trains, with which optimiser, schedule, loss, augmentation and validation split, is its
 :class:`~cambench_qr.harness.recipe.Recipe` (``harness/recipe.py``); every setting can be overridden.
 The split is decoded and resized once per run (``data.CachedRows``); each epoch indexes those tensors,
-augments the batch on tensors (``harness.augment``) and normalises it on the device.
+augments each image (``harness.augment``; a DataLoader worker process deadlocked on fork beside torch's
+threads and a prefetch thread gained nothing on 2 cores) and normalises the batch on the device.
 
 Loss: cross-entropy (with the recipe's label smoothing) on every sample; FT-LeakMin adds the mean over the
 batch's QR samples of ``harness.penalty.leak_penalty`` on a differentiable CAM (``--surrogate``), computed
@@ -45,7 +46,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..parts import LABEL_NAMES
-from .augment import Augmentation
+from .augment import Augmentation, AugmentedRows
 from .data import CachedRows, TensorRows, data_revision, holdout, load_split, normalize
 from .io import write_json
 from .models import build_model, check_input_size, load_checkpoint, set_trainable
@@ -152,16 +153,15 @@ def train(
 
     for epoch in range(start_epoch, recipe.epochs):
         order = train_rows[np.random.default_rng([seed, epoch]).permutation(len(train_rows))].tolist()
+        epoch_rows = rows if augmentation is None else AugmentedRows(rows, augmentation, seed, epoch)
         loader = accelerator.prepare(torch.utils.data.DataLoader(
-            torch.utils.data.Subset(rows, order), batch_size=batch_size, shuffle=False))
-        augment_rng = np.random.default_rng([seed, epoch, accelerator.process_index])
+            torch.utils.data.Subset(epoch_rows, order), batch_size=batch_size, shuffle=False))
         totals = torch.zeros(7, device=accelerator.device)  # loss, ce, penalty, n_qr, correct, n, leakage
         model.train()
         bar = tqdm(loader, desc=f"{regime} epoch {epoch + 1}/{recipe.epochs}", leave=False,
                    disable=quiet or not accelerator.is_main_process)
         for batch in bar:
-            images = batch["image"] if augmentation is None else augmentation(batch["image"], augment_rng)
-            labels = batch["label"]
+            images, labels = batch["image"], batch["label"]
             with autocast():
                 terms = batch_loss(model, engine, normalize(images, mean, std), labels, batch.get("parts"),
                                    surrogate, leak_lambda, leak_alpha, recipe.label_smoothing)
