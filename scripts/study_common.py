@@ -109,7 +109,9 @@ def fine_tune(args: argparse.Namespace, hub: HubRoot, backbone_name: str,
         shutil.rmtree(out, ignore_errors=True)
         kwargs = PRESET.train_kwargs(run_spec, spec, str(hub.dataset_dir), out, init_from=parent,
                                      quiet=args.quiet)
-        models[name] = train(**kwargs, num_train=args.num_train)
+        if args.num_train is not None:
+            kwargs["num_train"] = args.num_train
+        models[name] = train(**kwargs)
     return models
 
 
