@@ -50,10 +50,11 @@ def main() -> None:
              **study.stats(r)} for (name, m, score), r in scores.items()]
     header = ["| surrogate (rows) / evaluated with (columns) | " + " | ".join(methods) + " |",
               "|---|" + "---|" * len(methods)]
+    train_rows = args.num_train or study.LEAKMIN.overrides.get("num_train", "all the run's")
     accuracies = ", ".join(f"{label(name)} {study.accuracy(summary, 'standard'):.3f}"
                            for name, summary in summaries.items())
     lines = [f"### Study (b): surrogate fidelity ({args.backbone} from `make run`'s scratch model; "
-             f"FT-LeakMin lambda {args.leak_lambda}, {args.num_train or 'all the run'} training rows; "
+             f"FT-LeakMin lambda {args.leak_lambda}, {train_rows} training rows; "
              f"{args.num_test} `standard` test rows)", "", f"Accuracy: {accuracies}.", "",
              "BL ↓ on `standard` test, mean [95% CI]:", "", *header]
     lines += [f"| {label(name)} | " + " | ".join(study.cell(scores[(name, m, "bl")]) for m in methods) + " |"
