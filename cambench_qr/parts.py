@@ -1,4 +1,5 @@
-"""The part-label contract (DESIGN 2.1): one uint8 id per pixel, a disjoint partition of the canvas.
+"""The part-label contract: one uint8 id per pixel, a disjoint partition of the canvas
+(docs/architecture.md s.2.1).
 
 Every room that speaks of parts imports the ids and named regions from here and nowhere else.
 """

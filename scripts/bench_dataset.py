@@ -31,7 +31,7 @@ import qrcode
 
 from cambench_qr.dataset_builder import build_dataset, generate_row
 
-# ---- the authors' generator (paper.md section 1; authors-baseline.md row 1a), reimplemented ----------------
+# ---- the authors' generator (docs/paper.md s.1 and s.6), reimplemented ----------------
 ALPHANUMERIC = string.ascii_uppercase + string.digits + " $%*+-./:"
 ECC_LEVELS = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
               "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}

@@ -7,7 +7,7 @@ FT-LeakMin training step against an FT-Struct step, and (``--leakmin``) the quic
    (LayerCAM, EigenGrad-CAM, XGrad-CAM) and every structure score:
    - ours: ``CamEngine`` once per batch of 16 (all three maps + logits), bilinear upsampling, then
      ``metrics.structure_scores`` per method (all scores, batched);
-   - anchor, the authors' loop reimplemented (notes/paper.md s.4, notes/authors-baseline.md): per image
+   - anchor, the authors' loop reimplemented (docs/paper.md s.4 and s.6): per image
      and per method, a forward pass for the predicted class (input requires grad), then pytorch-grad-cam's
      CAM (its own forward + full backward, batch 1) at the last Conv2d, bicubic resize, and per-image
      NumPy FMR / TMR / BL, the three 31-threshold SLC AUCs and DtS (cv2 distance transform).
@@ -101,7 +101,7 @@ def ours(model: torch.nn.Module, rows: list[dict], batch: int) -> tuple[np.ndarr
 
 # ----- the authors' per-image loop, reimplemented ---------------------------------------------------
 def paper_metrics(sal: np.ndarray, parts: np.ndarray) -> dict[str, float]:
-    """notes/paper.md s.4, per image in NumPy: FMR, TMR, BL, SLC AUCs (31 quantile thresholds), DtS."""
+    """docs/paper.md s.4, per image in NumPy: FMR, TMR, BL, SLC AUCs (31 quantile thresholds), DtS."""
     eps = 1e-6
     finder, timing = parts == FINDER, parts == TIMING
     box = np.isin(parts, REGIONS["box"])

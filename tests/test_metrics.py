@@ -162,7 +162,7 @@ def test_roc_auc_against_sklearn(levels):
 
 
 def paper_slc_auc(sal: np.ndarray, mask: np.ndarray) -> float:
-    """notes/paper.md s.4, written out as the scripts do: min-max, 31 quantiles, mean precision."""
+    """docs/paper.md s.4, written out as the scripts do: min-max, 31 quantiles, mean precision."""
     s = (sal - sal.min()) / (sal.max() - sal.min() + 1e-7)
     fractions = []
     for q in np.linspace(0, 0.99, 31):

@@ -1,4 +1,4 @@
-"""Build one config into a local folder laid out like a Hub dataset repo (DESIGN 2.3, contract 2).
+"""Build one config into a local folder laid out like a Hub dataset repo (docs/architecture.md s.2.3).
 
     DIR/README.md                                  card with `configs:` YAML (all configs built so far)
     DIR/data/<config>/<split>-0000k-of-0000n.parquet

@@ -1,4 +1,4 @@
-"""The row schema of every CAMBench-QR config (DESIGN 2.3) as `datasets.Features`.
+"""The row schema of every CAMBench-QR config (docs/architecture.md s.2.3) as `datasets.Features`.
 
 `image` is RGB, `parts` holds one part id per pixel (mode L, ids from `cambench_qr.parts`), `occluded` is
 0 or 255 (mode L). Columns that do not apply to a row (e.g. `version` of a negative) are null. A config

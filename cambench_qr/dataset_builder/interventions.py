@@ -1,4 +1,4 @@
-"""The ``interventions`` config: true causal ground truth, FunnyBirds-style (DESIGN 2.4).
+"""The ``interventions`` config: true causal ground truth, FunnyBirds-style (docs/architecture.md s.2.4).
 
 Each QR row of the ``standard`` test split (rows ``0, 2, 4, ...``, same seeds) is rendered once as it is
 (intervention ``none``: byte-identical to the ``standard`` row) and once per intervention, each acting on

@@ -112,7 +112,7 @@ def _paper_checkerboard() -> np.ndarray:
 
 
 def paper_negative(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """The paper's negative (notes/paper.md 1.4): a 280x280 grayscale image on white, with p = 0.5 a
+    """The paper's negative (docs/paper.md s.1.4): a 280x280 grayscale image on white, with p = 0.5 a
     checkerboard of 20 px cells (dark at the top-left), else 20 filled rectangles (corner in [0, 270),
     far corner 5..79 px further, clipped at 279; grey level in {0, 80, 160, 200}). Returns
     (image uint8 280x280, parts uint8: 9 on the checkerboard / rectangles, 0 elsewhere, kind). The

@@ -1,4 +1,5 @@
-"""Rendering with one mapping (DESIGN 2.2): image, ``parts`` and ``occluded`` come from the same homography.
+"""Rendering with one mapping: image, ``parts`` and ``occluded`` come from the same homography
+(docs/architecture.md s.2.2).
 
 Coordinates. A *grid* is a small raster of cells (QR modules, or the pixels of a drawn patch) with a
 margin of ``margin`` cells on each side (the quiet zone); grid cell ``(i, j)`` covers

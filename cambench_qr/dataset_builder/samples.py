@@ -19,7 +19,7 @@ Configs:
 - a distortion family (``distortions.DISTORTION_FAMILIES``): a ``standard`` sample with that family at the
   row's severity (geometric families compose into the homography; ``scale`` fixes the module pitch, and
   a negative's size to that of a 45-module symbol at that pitch).
-- ``paper``: the authors' generator (notes/paper.md 1.1-1.4): alphanumeric payloads of 6-16 chars, ECC
+- ``paper``: the authors' generator (docs/paper.md s.1.1-1.4): alphanumeric payloads of 6-16 chars, ECC
   uniform, ``max_version = 6`` with their retries, the encoder's own mask choice, no quiet zone, 8/10/12
   px modules, canvas = symbol, light level U{230..255}, then contrast x{0.85,1,1.15} + brightness
   {-15,-5,0,5,15}, rotation {0,+-5,+-10} deg (nearest, fill 255), perspective p = 0.3 with corner jitter
@@ -317,7 +317,7 @@ def make_sample(config: str, seed: int, is_qr: bool, severity: int = 0,
 
 
 def generate_row(config: str, split: str, index: int, base_seed: int, image_size: int | None = None) -> dict:
-    """Row ``index`` of ``config`` / ``split`` (row schema of DESIGN 2.3; ``image`` HxWx3 uint8 RGB,
+    """Row ``index`` of ``config`` / ``split`` (docs/architecture.md s.2.3; ``image`` HxWx3 uint8 RGB,
     ``parts`` HxW uint8 part ids, ``occluded`` HxW uint8 0/255, ``corners`` [[x, y]] x 4 TL, TR, BR, BL or
     None). ``image_size``: canvas side for ``standard`` and the distortion families (default 224);
     must be None for ``paper`` (native sizes)."""

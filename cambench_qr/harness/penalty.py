@@ -6,7 +6,7 @@
 ``outside`` and ``structure`` are the named regions of ``cambench_qr.parts.REGIONS`` (from
 ``metrics.region_masks``). ``<C, outside>`` is the background leakage BL of the sum-normalised map (in
 [0, 1], lower is better); ``<C, structure>`` its finder + timing mass (higher is better). Lower penalty is
-better. The paper's released code has no such term (notes/paper.md s.2); this is the method as described.
+better. The paper's released code has no such term (docs/paper.md s.2); this is the method as described.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Region masks from a part-label map (DESIGN 2.1), in the package's own mode and in the paper's.
+"""Region masks from a part-label map, in the package's own mode and in the paper's
+(docs/architecture.md s.2.1).
 
 ``standard``: finder = {2}, timing = {4}, structure = {2, 4}, box = {2..8}, outside = {0, 1, 9}.
 
-``paper`` reproduces the masks of the CAMBench-QR scripts (notes/paper.md s.1.2): finder = {2} and
+``paper`` reproduces the masks of the CAMBench-QR scripts (docs/paper.md s.1.2): finder = {2} and
 box = {2..8} as above, but the paper's timing mask is "row 6 and column 6 minus the three finder
 blocks", i.e. the true timing modules (row 6, columns 8..N-9 and column 6, rows 8..N-9) plus the one
 separator module at each end of each line, 2(N-14) modules in all. Those four end modules are exactly
