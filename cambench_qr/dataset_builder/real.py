@@ -1,8 +1,8 @@
 """The ``real`` config: photographs of QR codes with part maps from the decoder's corner points.
 
 Input: a folder holding ``manifest.csv`` (columns ``file``, ``decoded``, ``corners``, ``version``,
-``expected_text`` at least; the format of the photo folders the README names) and the photos it names. Photos whose
-``decoded`` is not ``True`` are skipped and counted. One ``test`` row per decoded photo, in manifest order.
+``expected_text`` at least; the README's "real" section describes it) and the photos it names. Photos
+whose ``decoded`` is not ``True`` are skipped and counted. One ``test`` row per decoded photo, in manifest order.
 
 Part map. ``corners`` are zxing-cpp's ``position``: the symbol's outer corners (module coordinates
 ``(0, 0), (N, 0), (N, N), (0, N)``, no quiet zone) in continuous pixel coordinates, ordered top-left,
