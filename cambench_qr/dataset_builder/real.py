@@ -2,7 +2,8 @@
 
 Input: a folder holding ``manifest.csv`` (columns ``file``, ``decoded``, ``corners``, ``version``,
 ``expected_text`` at least; the README's "real" section describes it) and the photos it names. Photos
-whose ``decoded`` is not ``True`` are skipped and counted. One ``test`` row per decoded photo, in manifest order.
+whose ``decoded`` is not ``True`` are skipped and counted. One ``test`` row per decoded photo, in manifest
+order.
 
 Part map. ``corners`` are zxing-cpp's ``position``: the symbol's outer corners (module coordinates
 ``(0, 0), (N, 0), (N, N), (0, N)``, no quiet zone) in continuous pixel coordinates, ordered top-left,
