@@ -75,7 +75,7 @@ def test_symmetries_are_exact_and_the_builder_distortions_are_used():
             assert torch.equal(out[0], torch.from_numpy(expected).permute(2, 0, 1))
 
 
-def test_augmentation_is_reproducible_and_label_free():
+def test_augmentation_is_reproducible_and_checks_its_settings():
     images = torch.full((8, 3, 64, 64), 128, dtype=torch.uint8)
     aug = Augmentation()
     a, b = aug(images, np.random.default_rng(7)), aug(images, np.random.default_rng(7))

@@ -19,7 +19,7 @@ Learning-rate factor at optimiser step ``s`` of ``T`` with ``W = round(warmup * 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 REGIMES = ("scratch", "zs", "ft_struct", "ft_leakmin")
 DEPTHS = ("head", "last", "last2", "full")
@@ -76,9 +76,6 @@ class Recipe:
         if step < warm:
             return (step + 1) / warm
         return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 _PAPER = {"optimizer": "adam", "weight_decay": 1e-4, "schedule": "constant"}

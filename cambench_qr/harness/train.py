@@ -8,8 +8,7 @@ FT-LeakMin, and the depth ablation.
 What each regime trains, with which optimiser, schedule, loss, augmentation and validation split, is its
 :class:`~cambench_qr.harness.recipe.Recipe` (``harness/recipe.py``); every setting can be overridden.
 The split is decoded and resized once per run (``data.CachedRows``); each epoch indexes those tensors,
-augments each image (``harness.augment``; a DataLoader worker process deadlocked on fork beside torch's
-threads and a prefetch thread gained nothing on 2 cores) and normalises the batch on the device.
+augments each image (``harness.augment``) and normalises the batch on the device.
 
 Loss: cross-entropy (with the recipe's label smoothing) on every sample; FT-LeakMin adds the mean over the
 batch's QR samples of ``harness.penalty.leak_penalty`` on a differentiable CAM (``--surrogate``), computed
@@ -30,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import functools
 import json
 import shutil
@@ -202,7 +202,7 @@ def train(
             "backbone": backbone, "model_args": model_args or {}, "regime": regime, "pretrained": pretrained,
             "init_from": None if init_from is None else str(Path(init_from).resolve()),
             "data": data, "data_revision": data_revision(data, [config]), "config": config,
-            **recipe.as_dict(), "batch_size": batch_size, "seed": seed, "image_size": image_size,
+            **dataclasses.asdict(recipe), "batch_size": batch_size, "seed": seed, "image_size": image_size,
             "precision": precision, "n_train": len(train_rows), "n_val": len(val_rows),
             "best_epoch": None if best is None else best["epoch"],
             "best_val_acc": None if best is None else best["val_acc"],
