@@ -138,6 +138,25 @@ def test_bad_targets_raise(targets, message):
         compute_cams(_seeded(TinyCNN), _images(2, 3, 8, 8), torch.tensor(targets))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_pixels_name_the_image_not_an_eigh_failure(bad):
+    # A NaN pixel used to surface as "linalg.eigh failed to converge" from the Eigen methods.
+    images = _images(3, 3, 16, 16)
+    images[1, 2, 5, 7] = bad
+    for methods in (("eigencam", "eigengradcam"), ("gradcam",)):
+        with pytest.raises(ValueError, match=r"images \[1\] of the batch contain NaN or inf pixels"):
+            compute_cams(_seeded(TinyCNN), images, methods=methods)
+
+
+@pytest.mark.parametrize(("images", "message"), [
+    (torch.zeros(3, 8, 8), r"\(B, C, H, W\) tensor, got \(3, 8, 8\)"),
+    (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "floating-point"),
+])
+def test_bad_images_raise(images, message):
+    with pytest.raises(ValueError, match=message):
+        compute_cams(_seeded(TinyCNN), images)
+
+
 def test_bad_methods_and_layers_raise():
     model = _seeded(TinyCNN)
     with pytest.raises(ValueError, match="unknown CAM method"):

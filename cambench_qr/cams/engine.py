@@ -8,6 +8,9 @@ parameter or input gradients). In ``differentiable=True`` mode (the FT-LeakMin p
 detached or frozen and the gradient is taken with ``create_graph=True``, so a loss on the maps
 back-propagates into the trainable parameters.
 
+``transformers`` image classifiers are taken as they are: the engine reads the output's ``logits`` and
+passes ``interpolate_pos_encoding`` where needed (``cams.hf``).
+
 Hooks are removed, and the train/eval flag of every module and ``requires_grad`` of every parameter
 restored, on every exit; exceptions propagate.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cambench_qr.cams.hf import classifier_forward
 from cambench_qr.cams.layers import TargetLayer, resolve_target_layer
 from cambench_qr.cams.methods import CAM_METHODS, METHODS
 
@@ -91,6 +95,20 @@ def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
+def _check_images(images: torch.Tensor) -> None:
+    """ValueError unless ``images`` is a finite floating-point ``(B, C, H, W)`` tensor; names bad images."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (B, C, H, W) tensor, got {shape}")
+    if not images.dtype.is_floating_point:
+        raise ValueError(f"images must be a floating-point tensor, got {images.dtype}")
+    bad = (~torch.isfinite(images.detach())).flatten(1).any(1)
+    if bool(bad.any()):
+        listed = bad.nonzero().squeeze(1).tolist()
+        raise ValueError(f"images {listed[:10]}{' ...' if len(listed) > 10 else ''} of the batch contain NaN "
+                         "or inf pixels; CAMs of non-finite input are undefined")
+
+
 def _check_targets(targets: torch.Tensor | Sequence[int] | None, logits: torch.Tensor) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -112,11 +130,13 @@ class CamEngine:
     """CAMs of one model at one target layer: ``engine(images, targets, methods) -> CamOutput``.
 
     ``target_layer``: None (the architecture default, see ``default_target_layer``), a module, its dotted
-    name, or a ``TargetLayer`` with a custom ``to_grid``.
+    name, or a ``TargetLayer`` with a custom ``to_grid``. ``model``: a classifier returning ``(B, K)``
+    logits, or a ``transformers`` image classifier (its output's ``logits`` are read).
     """
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer | nn.Module | str | None = None) -> None:
         self.model = model
+        self.forward = classifier_forward(model)
         self.layer = resolve_target_layer(model, target_layer)
 
     def __call__(
@@ -134,8 +154,7 @@ class CamEngine:
         the model's mode and flags alone and keeps the graph (maps and logits) for a training loss.
         """
         methods = _check_methods(methods)
-        if images.ndim != 4:
-            raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+        _check_images(images)
         need_grads = any(CAM_METHODS[m].uses_gradients for m in methods)
         capture = _Capture(detach=not differentiable)
         state = contextlib.nullcontext() if differentiable else _frozen_eval(self.model)
@@ -144,7 +163,7 @@ class CamEngine:
         # Gradients are needed even when the caller is inside no_grad() or inference_mode().
         with state, _hooked(self.layer, capture), torch.inference_mode(False):
             with torch.set_grad_enabled(need_grads or differentiable):
-                logits = self.model(images)
+                logits = self.forward(images)
             if len(capture.outputs) != 1:
                 layer = self.layer.name or type(self.layer.module).__name__
                 raise ValueError(f"target layer {layer} ran {len(capture.outputs)} times in one forward "

@@ -41,6 +41,26 @@ def conv_grid(output: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
     return output
 
 
+def tokens_to_grid(output: torch.Tensor, num_prefix: int, grid_hw: tuple[int, int],
+                   image_hw: tuple[int, int]) -> torch.Tensor:
+    """Tokens ``(B, N, C)`` -> ``(B, C, h, w)``: drop the first ``num_prefix`` tokens and reshape the rest
+    to ``grid_hw``, which must account for every one of them. Without prefix tokens a channels-last
+    ``(B, h, w, C)`` output (Swin) is accepted too."""
+    h, w = grid_hw
+    if output.ndim == 4 and num_prefix == 0 and tuple(output.shape[1:3]) == (h, w):
+        return output.permute(0, 3, 1, 2)
+    if output.ndim != 3:
+        raise ValueError(f"token layer output has shape {tuple(output.shape)}, expected (B, N, C) tokens "
+                         f"for the {h}x{w} grid of a {image_hw[0]}x{image_hw[1]} input")
+    num_tokens = output.shape[1] - num_prefix
+    if h * w != num_tokens:
+        raise ValueError(
+            f"{num_tokens} patch tokens (after {num_prefix} prefix tokens) do not form the {h}x{w} grid "
+            f"of a {image_hw[0]}x{image_hw[1]} input"
+        )
+    return output[:, num_prefix:].unflatten(1, (h, w)).permute(0, 3, 1, 2)
+
+
 def token_grid(model: nn.Module) -> GridFn:
     """Grid function of a timm-style transformer: drop ``model.num_prefix_tokens``, reshape to the patches.
 
@@ -59,17 +79,11 @@ def token_grid(model: nn.Module) -> GridFn:
         if output.ndim != 3:
             raise ValueError(f"token layer output has shape {tuple(output.shape)}, expected (B, N, C)")
         if hasattr(patch_embed, "dynamic_feat_size"):
-            h, w = patch_embed.dynamic_feat_size(tuple(image_hw))
+            grid = patch_embed.dynamic_feat_size(tuple(image_hw))
         else:
             ph, pw = patch_embed.patch_size
-            h, w = image_hw[0] // ph, image_hw[1] // pw
-        num_tokens = output.shape[1] - num_prefix
-        if h * w != num_tokens:
-            raise ValueError(
-                f"{num_tokens} patch tokens (after {num_prefix} prefix tokens) do not form the {h}x{w} grid "
-                f"of a {image_hw[0]}x{image_hw[1]} input"
-            )
-        return output[:, num_prefix:].unflatten(1, (h, w)).permute(0, 3, 1, 2)
+            grid = image_hw[0] // ph, image_hw[1] // pw
+        return tokens_to_grid(output, num_prefix, tuple(grid), image_hw)
 
     return to_grid
 
@@ -82,7 +96,10 @@ def _module_by_name(model: nn.Module, name: str) -> nn.Module:
 
 
 def default_target_layer(model: nn.Module) -> TargetLayer:
-    """The conventional CAM layer of a timm model, by architecture.
+    """The conventional CAM layer of a timm or ``transformers`` model, by architecture.
+
+    ``transformers`` image classifiers: see ``cams.hf`` (the layer and grid come from ``model.config``).
+    timm models:
 
     - Vision Transformers (``patch_embed`` + ``blocks`` + ``num_prefix_tokens``; ViT, DeiT, ...):
       ``blocks[-1].norm1``, the input of the last attention, with the token grid inferred. (The output
@@ -95,8 +112,12 @@ def default_target_layer(model: nn.Module) -> TargetLayer:
     DataParallel / DistributedDataParallel wrappers are looked through. Any other model raises
     ValueError explaining how to pass ``target_layer``.
     """
+    from cambench_qr.cams import hf  # imported here: hf builds on this module
+
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         return default_target_layer(model.module)
+    if hf.is_transformers_model(model):
+        return hf.default_hf_target_layer(model)
     if all(hasattr(model, a) for a in ("patch_embed", "blocks", "num_prefix_tokens")):
         last = model.blocks[-1]
         if hasattr(last, "norm1"):
@@ -120,9 +141,12 @@ def default_target_layer(model: nn.Module) -> TargetLayer:
 def resolve_target_layer(model: nn.Module, target_layer: TargetLayer | nn.Module | str | None) -> TargetLayer:
     """Turn the user's ``target_layer`` (None, a module, a dotted name or a TargetLayer) into a TargetLayer.
 
-    A module or name gets :func:`conv_grid` unless the model is a token model (``patch_embed`` and
-    ``num_prefix_tokens``), in which case the token grid is inferred at call time from the output rank.
+    A module or name gets :func:`conv_grid` unless the model is a token model (a timm model with
+    ``patch_embed`` and ``num_prefix_tokens``, or a ``transformers`` ViT / Swin family), in which case a
+    3-D output is read as tokens on the model's grid at call time (a token count off that grid is an error).
     """
+    from cambench_qr.cams import hf  # imported here: hf builds on this module
+
     if target_layer is None:
         return default_target_layer(model)
     if isinstance(target_layer, TargetLayer):
@@ -133,8 +157,13 @@ def resolve_target_layer(model: nn.Module, target_layer: TargetLayer | nn.Module
         raise ValueError(f"target_layer must be a module, a dotted name or a TargetLayer, got {type(module)}")
     if not any(m is module for m in model.modules()):
         raise ValueError(f"target_layer {type(module).__name__} is not a submodule of {type(model).__name__}")
-    if hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens"):
+    tokens = None
+    if hf.is_transformers_model(model):
+        hf.check_image_classifier(model)
+        tokens = hf.token_grid_of(model)
+    elif hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens"):
         tokens = token_grid(model)
+    if tokens is not None:
 
         def tokens_or_conv(output: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
             return tokens(output, image_hw) if output.ndim == 3 else conv_grid(output, image_hw)
