@@ -76,22 +76,31 @@ def _pair(value: int | list | tuple) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+def forward_kwargs(model: nn.Module, image_hw: tuple[int, int]) -> dict:
+    """``{"interpolate_pos_encoding": True}`` when ``image_hw`` differs from ``config.image_size`` and the
+    model's forward takes that argument; ``{}`` otherwise."""
+    inner = unwrap(model)
+    size = getattr(inner.config, "image_size", None)
+    if size is None or tuple(image_hw) == _pair(size):
+        return {}
+    takes = "interpolate_pos_encoding" in inspect.signature(type(inner).forward).parameters
+    return {"interpolate_pos_encoding": True} if takes else {}
+
+
+def logits_of(output: object) -> torch.Tensor:
+    """A logits tensor as it is, or the ``logits`` of a ``transformers`` output object."""
+    return output if isinstance(output, torch.Tensor) else output.logits
+
+
 def classifier_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """``images -> (B, K) logits`` for a ``transformers`` image classifier (possibly DDP-wrapped): the
-    output's ``logits``, with ``interpolate_pos_encoding=True`` when the input size differs from
-    ``config.image_size`` and the forward takes that argument. Other models are returned unchanged."""
-    inner = unwrap(model)
-    if not is_transformers_model(inner):
+    output's ``logits``, with :func:`forward_kwargs`. Other models are returned unchanged."""
+    if not is_transformers_model(model):
         return model
-    check_image_classifier(inner)
-    size = getattr(inner.config, "image_size", None)
-    native = _pair(size) if size is not None else None
-    interpolates = "interpolate_pos_encoding" in inspect.signature(type(inner).forward).parameters
+    check_image_classifier(model)
 
     def forward(images: torch.Tensor) -> torch.Tensor:
-        resized = native is not None and tuple(images.shape[-2:]) != native
-        kwargs = {"interpolate_pos_encoding": True} if interpolates and resized else {}
-        return model(images, **kwargs).logits
+        return logits_of(model(images, **forward_kwargs(model, tuple(images.shape[-2:]))))
 
     return forward
 

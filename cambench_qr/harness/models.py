@@ -1,9 +1,11 @@
-"""timm backbones for the harness: building (pretrained from the Hub, a local file, or an explicit random
+"""Backbones for the harness: building (pretrained from the Hub, a local file, or an explicit random
 init), choosing what trains (the depth ablation), checking the input size, and the checkpoint layout.
 
-Checkpoints use timm's Hub layout (``config.json`` + ``model.safetensors`` with ``label_names``) plus
+timm checkpoints use timm's Hub layout (``config.json`` + ``model.safetensors`` with ``label_names``) plus
 ``training.json``, so ``timm.create_model("local-dir:<abs path>", pretrained=True)`` and
-``timm.create_model("hf-hub:<user>/<repo>", pretrained=True)`` reload them.
+``timm.create_model("hf-hub:<user>/<repo>", pretrained=True)`` reload them. ``transformers:<Hub id or
+folder>`` backbones are ``transformers`` image classifiers (``harness.hf_models``), saved with
+``save_pretrained`` plus ``preprocessor_config.json`` and ``training.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ import torch
 
 from ..parts import LABEL_NAMES
 from . import backbones  # noqa: F401  (registers the package's timm backbones)
+from .hf_models import (
+    PREFIX,
+    build_transformers_model,
+    is_transformers_folder,
+    load_transformers_checkpoint,
+    save_transformers_model,
+    transformers_stage_names,
+)
 from .recipe import DEPTHS
 
 # How many backbone stages train at each depth (the classifier always trains); None = every parameter.
@@ -24,7 +34,8 @@ _STAGES_AT_DEPTH = {"head": 0, "last": 1, "last2": 2, "full": None}
 
 def build_model(backbone: str, pretrained: str, seed: int = 0,
                 model_args: dict | None = None) -> torch.nn.Module:
-    """A timm classifier with ``len(LABEL_NAMES)`` outputs.
+    """A timm classifier with ``len(LABEL_NAMES)`` outputs (``transformers:<source>``: a ``transformers``
+    one, see ``hf_models.build_transformers_model``).
 
     ``model_args``: keyword arguments of ``timm.create_model`` that change the architecture (for example
     ``{"output_stride": 16}`` or a ViT's ``patch_size``); timm records them in the checkpoint's
@@ -35,6 +46,8 @@ def build_model(backbone: str, pretrained: str, seed: int = 0,
     head of ImageNet weights is dropped and re-initialised. Missing weights are an error, never a silent
     random init.
     """
+    if backbone.startswith(PREFIX):
+        return build_transformers_model(backbone.removeprefix(PREFIX), pretrained, seed, model_args)
     if not timm.is_model(backbone):
         raise ValueError(f"unknown timm backbone {backbone!r} (see timm.list_models())")
     reserved = {"num_classes", "pretrained", "pretrained_cfg_overlay"} & set(model_args or {})
@@ -69,18 +82,34 @@ def build_model(backbone: str, pretrained: str, seed: int = 0,
 
 
 def load_checkpoint(model_dir: str | Path) -> tuple[torch.nn.Module, dict]:
-    """A harness checkpoint folder -> (model, training.json contents)."""
+    """A harness checkpoint folder (timm or ``transformers`` layout) -> (model, training.json contents)."""
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "config.json").is_file() or not (model_dir / "model.safetensors").is_file():
         raise ValueError(f"{model_dir} is not a model folder (config.json + model.safetensors)")
     training_path = model_dir / "training.json"
     training = json.loads(training_path.read_text()) if training_path.is_file() else {}
+    if is_transformers_folder(model_dir):
+        return load_transformers_checkpoint(model_dir), training
     model = timm.create_model(f"local-dir:{model_dir}", pretrained=True)
     return model, training
 
 
+def save_model(model: torch.nn.Module, out: Path, image_size: int, mean: tuple, std: tuple) -> None:
+    """Write ``model`` to the folder ``out``: timm's Hub layout with ``label_names``, or for a
+    ``transformers`` model ``save_pretrained`` plus the image-processor config of the harness's
+    preprocessing (``image_size``, ``mean``, ``std``)."""
+    if model.pretrained_cfg.get("architecture", "").startswith(PREFIX):
+        save_transformers_model(model, out, image_size, mean, std)
+    else:
+        timm.models.save_for_hf(model, str(out), model_config={"label_names": list(LABEL_NAMES)},
+                                safe_serialization=True)
+
+
 def stage_names(model: torch.nn.Module) -> list[str]:
-    """The backbone's stage module names in forward order, from timm's ``feature_info``."""
+    """The backbone's stage module names in forward order, from timm's ``feature_info`` (``transformers``
+    models: ``hf_models.transformers_stage_names``)."""
+    if model.pretrained_cfg.get("architecture", "").startswith(PREFIX):
+        return transformers_stage_names(model)
     return [info["module"] for info in model.feature_info]
 
 

@@ -49,7 +49,7 @@ from ..parts import LABEL_NAMES
 from .augment import Augmentation, AugmentedRows
 from .data import CachedRows, TensorRows, data_revision, holdout, load_split, normalize
 from .io import write_json
-from .models import build_model, check_input_size, load_checkpoint, set_trainable
+from .models import build_model, check_input_size, load_checkpoint, save_model, set_trainable
 from .options import add_train_arguments, module_main
 from .penalty import leak_penalty
 from .recipe import Recipe, resolve_recipe
@@ -196,8 +196,7 @@ def train(
         final = accelerator.unwrap_model(model)
         if best is not None:
             final.load_state_dict(best["state"])
-        timm.models.save_for_hf(final, str(out), model_config={"label_names": list(LABEL_NAMES)},
-                                safe_serialization=True)
+        save_model(final, out, image_size, mean, std)
         write_json(out / "training.json", {
             "backbone": backbone, "model_args": model_args or {}, "regime": regime, "pretrained": pretrained,
             "init_from": None if init_from is None else str(Path(init_from).resolve()),
@@ -280,14 +279,18 @@ def penalty_engine(model: torch.nn.Module, unwrapped: torch.nn.Module, surrogate
 
     The penalty differentiates a CAM built from gradients (a second derivative), which fused attention
     kernels do not implement (e.g. PyTorch's CPU flash attention): timm attention layers are switched to
-    their explicit softmax(q k^T) v path, the same function."""
+    their explicit softmax(q k^T) v path, the same function (``transformers`` models: eager attention)."""
     from ..cams import METHODS, CamEngine, default_target_layer
+    from ..cams.hf import is_transformers_model
+    from .hf_models import use_explicit_attention
 
     if surrogate not in METHODS:
         raise ValueError(f"unknown --surrogate {surrogate!r}; choose one of {', '.join(METHODS)}")
     for module in unwrapped.modules():
         if getattr(module, "fused_attn", False):
             module.fused_attn = False
+    if is_transformers_model(unwrapped):
+        use_explicit_attention(unwrapped)
     return CamEngine(model, target_layer=default_target_layer(unwrapped))
 
 
