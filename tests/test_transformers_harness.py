@@ -140,3 +140,16 @@ def test_bad_sources_are_one_line_errors(sources, backbone, pretrained, message)
     with pytest.raises(ValueError, match=message) as err:
         build_model(f"transformers:{source}", pretrained)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_two_processes_train_ft_leakmin(zs, data, tmp_path):
+    # DDP through the differentiable CAM of a transformers ViT (double backward through eager attention).
+    from test_harness_eval import _launch
+
+    _launch("cambench_qr.harness.train", "--data", data, "--init-from", str(zs), "--regime", "ft_leakmin",
+            "--epochs", "1", "--image-size", "64", "--batch-size", "4", "--out", str(tmp_path / "ddp"))
+    training = json.loads((tmp_path / "ddp" / "training.json").read_text())
+    assert training["num_processes"] == 2 and training["history"][0]["n"] >= 24
+    assert training["history"][0]["penalty"] > 0
+    assert tf.AutoModelForImageClassification.from_pretrained(tmp_path / "ddp").config.id2label[1] == "qr"

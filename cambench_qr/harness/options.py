@@ -15,9 +15,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The training options, shared by ``cambench-qr train`` and ``python -m cambench_qr.harness.train``."""
     parser.add_argument("--data", required=True, help="dataset folder (Hub repo layout) or Hub repo id")
     parser.add_argument("--config", default="standard", help="dataset config (default: standard)")
-    parser.add_argument("--backbone", help="timm model name, e.g. resnet50 (default: from --init-from)")
+    parser.add_argument("--backbone",
+                        help="timm model name, e.g. resnet50, or transformers:<Hub id or folder> for a "
+                             "transformers image classifier (default: from --init-from)")
     parser.add_argument("--pretrained", default=None,
-                        help="'none' (random init), a weights file, or a Hub tag like timm/resnet50.a1_in1k")
+                        help="'none' (random init), a weights file, or a Hub tag like timm/resnet50.a1_in1k; "
+                             "for transformers:<source>, 'none' or <source> (its weights)")
     parser.add_argument("--model-args", type=json.loads, default=None,
                         help='timm model keyword arguments as JSON, e.g. \'{"output_stride": 16}\'')
     parser.add_argument("--regime", choices=REGIMES, default="zs",
@@ -60,7 +63,8 @@ PAPER_METHODS = ("layercam", "eigengradcam", "xgradcam")
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options of ``cambench-qr evaluate`` and ``python -m cambench_qr.harness.evaluate``."""
-    parser.add_argument("--model", required=True, help="model folder (timm Hub layout + training.json)")
+    parser.add_argument("--model", required=True,
+                        help="model folder (timm Hub layout or transformers save_pretrained, training.json)")
     parser.add_argument("--data", required=True, help="dataset folder (Hub repo layout) or Hub repo id")
     parser.add_argument("--configs", default="standard", help="comma-separated configs (default: standard)")
     parser.add_argument("--methods", default=",".join(PAPER_METHODS),
