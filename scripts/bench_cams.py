@@ -7,9 +7,15 @@ ResNet-50 (timm, random init, 2-class head), 224 px, batch 16:
   (c) a bare ``torch.no_grad()`` forward pass (the floor);
   (d) EigenGrad-CAM at ``layer3`` (14x14x1024): ours vs the reference, end to end and the projection alone.
 Goals: (b)/(a) >= 8, (a)/(c) <= 1.3, EigenGrad-CAM layer3 reference/ours >= 20 (projection alone; end
-to end both sides also pay a forward pass). Wall and CPU times are medians of ``--repeats`` interleaved
-rounds after a warm-up (CUDA: synchronised); peak memory as in ``PeakMemory``. Lower is better for every
-time and memory figure.
+to end both sides also pay a forward pass).
+
+``--model vit-b16-transformers``: a ``transformers`` ViT-B/16 (``ViTForImageClassification`` from the
+default ``ViTConfig``, random init, 2 labels, no download), 224 px, batch 8 by default: (a) the engine given
+the model as it is (target: the last encoder layer's ``layernorm_before``), (b) pytorch-grad-cam with its
+documented logits wrapper and a hand-written token reshape at the same layer, (c) the bare forward.
+
+Wall and CPU times are medians of ``--repeats`` interleaved rounds after a warm-up (CUDA: synchronised);
+peak memory as in ``PeakMemory``. Lower is better for every time and memory figure.
 """
 
 from __future__ import annotations
@@ -111,21 +117,57 @@ def _layer3_grad_times_act(model: torch.nn.Module, images: torch.Tensor) -> torc
     return (grads * acts).detach()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+class LogitsWrapper(torch.nn.Module):
+    """pytorch-grad-cam's documented wrapper for Hugging Face models: the output's logits."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).logits
+
+
+def vit_rows(args: argparse.Namespace, device: torch.device, images: torch.Tensor) -> dict:
+    """(a), (b), (c) for a random-init ``transformers`` ViT-B/16."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ViTForImageClassification(ViTConfig(num_labels=2, image_size=args.size)).to(device).eval()
+    grid = args.size // model.config.patch_size
+    layer = model.vit.layers[-1].layernorm_before
+    size = (args.size, args.size)
+    engine = CamEngine(model)
+    assert engine.layer.module is layer
+    wrapper = LogitsWrapper(model)
+
+    def reshape(t: torch.Tensor) -> torch.Tensor:
+        return t[:, 1:, :].reshape(t.size(0), grid, grid, t.size(2)).permute(0, 3, 1, 2)
+
+    def ours() -> None:
+        for m in engine(images, methods=DEFAULT_METHODS).maps.values():
+            postprocess(m, size)
+
+    def theirs() -> None:
+        for cls in REFERENCE.values():
+            with cls(wrapper, [layer], reshape_transform=reshape) as cam:
+                cam(images, None)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(images)
+
+    return measure({"(a) ours: 4 methods, one pass, + postprocess": ours,
+                    "(b) pytorch-grad-cam: 4 methods": theirs,
+                    "(c) bare no_grad forward": forward}, device, args.repeats)
+
+
+def resnet_rows(args: argparse.Namespace, device: torch.device, images: torch.Tensor) -> dict:
+    """(a)-(d) for a random-init timm ResNet-50; also prints the layer3 projection check."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = timm.create_model("resnet50", pretrained=False, num_classes=2).to(device).eval()
-    images = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
-    images = images.to(device)
     size = (args.size, args.size)
     engine = CamEngine(model)
 
@@ -161,23 +203,47 @@ def main() -> None:
         "(d3) ours: projection alone, layer3": lambda: principal_projection(product),
         "(d4) reference get_2d_projection alone, layer3": lambda: get_2d_projection(product_np),
     }, device, args.repeats)
-    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} size={args.size} "
-          f"repeats={args.repeats} torch={torch.__version__} load average={os.getloadavg()[0]:.1f}")
+    mine = principal_projection(product).flatten(1).cpu().numpy()
+    ref = get_2d_projection(product_np).reshape(args.batch, -1)
+    err = [min(abs(m - r).max(), abs(m + r).max()) / abs(r).max() for m, r in zip(mine, ref, strict=True)]
+    print(f"check: layer3 projection ours vs reference up to sign, max relative difference {max(err):.1e}")
+    return rows
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--model", choices=("resnet50", "vit-b16-transformers"), default="resnet50")
+    parser.add_argument("--batch", type=int, help="default: 16 for resnet50, 8 for the ViT")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    args.batch = args.batch or (16 if args.model == "resnet50" else 8)
+    images = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    images = images.to(device)
+    if args.model == "resnet50":
+        rows = resnet_rows(args, device, images)
+    else:
+        rows = vit_rows(args, device, images)
+    print(f"model={args.model} device={device} threads={torch.get_num_threads()} batch={args.batch} "
+          f"size={args.size} repeats={args.repeats} torch={torch.__version__} "
+          f"load average={os.getloadavg()[0]:.1f}")
     print(f"{'variant':50s} {'wall s':>8s} {'ms/img':>8s} {'CPU s':>8s} {'peak MiB':>9s}")
     for name, (sec, cpu_sec, peak) in rows.items():
         peak_text = "n/a" if peak is None else f"{peak:.0f}"
         print(f"{name:50s} {sec:8.3f} {1000 * sec / args.batch:8.1f} {cpu_sec:8.3f} {peak_text:>9s}")
     for label, col in (("wall", 0), ("CPU", 1)):
         t = {k.split(")")[0] + ")": v[col] for k, v in rows.items()}
-        print(f"[{label}] speed-up (b)/(a): {t['(b)'] / t['(a)']:.1f}x (goal >= 8); "
-              f"overhead (a)/(c): {t['(a)'] / t['(c)']:.2f}x (goal <= 1.3); "
-              f"EigenGrad-CAM layer3 (d2)/(d1): {t['(d2)'] / t['(d1)']:.1f}x end to end, "
-              f"(d4)/(d3): {t['(d4)'] / t['(d3)']:.1f}x projection alone (goal >= 20)")
-    mine = principal_projection(product).flatten(1).cpu().numpy()
-    ref = get_2d_projection(product_np).reshape(args.batch, -1)
-    err = [min(abs(m - r).max(), abs(m + r).max()) / abs(r).max() for m, r in zip(mine, ref, strict=True)]
-    print(f"check: layer3 projection ours vs reference up to sign, max relative difference {max(err):.1e}")
-
+        line = (f"[{label}] speed-up (b)/(a): {t['(b)'] / t['(a)']:.1f}x (goal >= 8); "
+                f"overhead (a)/(c): {t['(a)'] / t['(c)']:.2f}x (goal <= 1.3)")
+        if "(d1)" in t:
+            line += (f"; EigenGrad-CAM layer3 (d2)/(d1): {t['(d2)'] / t['(d1)']:.1f}x end to end, "
+                     f"(d4)/(d3): {t['(d4)'] / t['(d3)']:.1f}x projection alone (goal >= 20)")
+        print(line)
 
 if __name__ == "__main__":
     main()

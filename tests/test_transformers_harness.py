@@ -10,12 +10,15 @@ import datasets
 import pytest
 import torch
 import transformers as tf
+from huggingface_hub import ModelCard
 
 from cambench_qr.cli import main as cli_main
 from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.harness.data import TensorRows, normalize
 from cambench_qr.harness.models import build_model, load_checkpoint, set_trainable
 from cambench_qr.harness.train import train
+from cambench_qr.hub_cards import HubRoot, write_model_card
+from cambench_qr.hub_cards.leaderboard import collect_rows
 
 TINY = {"image_size": 64, "batch_size": 8, "quiet": True}
 VIT = tf.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -108,6 +111,16 @@ def test_scratch_from_config_then_ft_leakmin_then_evaluate(data, sources, tmp_pa
     assert summary["model"]["cam_grid"] == [8, 8]  # 64 px / patch 8, class token dropped
     sides = {r["image_size"] for r in summary["robustness"] if r.get("kind") == "cross_resolution"}
     assert sides == {64, 80} and not any("error" in r for r in summary["robustness"])
+
+    # cards and leaderboard, as for timm models
+    hub = HubRoot(tmp_path / "hub", "alice")
+    card = ModelCard.load(write_model_card(leak, summary, hub))
+    assert card.data.library_name == "transformers" and "transformers" in card.data.tags
+    assert 'pipeline("image-classification", model="alice/leak")' in card.content
+    assert card.data.eval_results and (leak / ".eval_results" / "cambench-qr.yaml").is_file()
+    rows = collect_rows([tmp_path / "eval" / "summary.json"])
+    assert {r["backbone"] for r in rows} == {f"transformers:{config_only}"}
+    assert {r["method"] for r in rows} >= {"layercam", "eigengradcam"}
 
 
 @pytest.mark.parametrize(("config", "last_stage"), [

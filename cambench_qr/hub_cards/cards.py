@@ -225,21 +225,31 @@ def _results_markdown(summary: dict) -> str:
     return "\n".join(lines + verdicts_markdown(summary))
 
 
+def _usage(library: str, repo_id: str, labels: str) -> str:
+    """How to load the model with its library."""
+    if library == "transformers":
+        return (f'from transformers import pipeline\nclassify = pipeline("image-classification", '
+                f'model="{repo_id}")   # labels: {labels}')
+    return (f'import timm\nmodel = timm.create_model("hf-hub:{repo_id}", pretrained=True)   '
+            f'# label_names: {labels}')
+
+
 def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> ModelCard:
     """The model card: YAML (license, library, datasets, model-index) and our own body, no placeholders."""
     repo_id = f"{hub.user}/{repo_name}"
+    backbone = training.get("backbone", summary["model"].get("backbone"))
+    library = "transformers" if str(backbone).startswith("transformers:") else "timm"
     data = ModelCardData(
         model_name=repo_name,
         license="apache-2.0",
-        library_name="timm",
+        library_name=library,
         pipeline_tag=TASK_TYPE,
-        tags=["cambench-qr", "timm", "image-classification", "explainability", "qr-code"],
+        tags=["cambench-qr", library, "image-classification", "explainability", "qr-code"],
         datasets=[hub.dataset_id],
         metrics=["accuracy", hub.metric_id],
         eval_results=model_index_results(summary, hub),
     )
     regime = training.get("regime", summary["model"].get("regime"))
-    backbone = training.get("backbone", summary["model"].get("backbone"))
     pretrained = training.get("pretrained", summary["model"].get("pretrained"))
     weights = "random initialisation" if pretrained in (None, "none") else f"`{pretrained}`"
     data_revision = training.get("data_revision")
@@ -255,8 +265,7 @@ the background ([cambench_structure]({hub.metric_url})).
 ## Use
 
 ```python
-import timm
-model = timm.create_model("hf-hub:{repo_id}", pretrained=True)   # label_names: {labels}
+{_usage(library, repo_id, labels)}
 ```
 
 ## Training
