@@ -54,7 +54,7 @@ from .causal import LOGIT_COLUMNS, causal_summary, intervention_pairs
 from .data import TensorRows, data_revision, load_split, normalize
 from .faithfulness import IOU_THRESHOLDS, control_mask, insertion_deletion, occlusion_drops, threshold_iou
 from .io import hardware, write_atomic, write_json
-from .models import check_input_size, load_checkpoint
+from .models import check_input_size, load_model
 from .options import PAPER_METHODS, add_evaluate_arguments, module_main
 from .transfer import transfer_summary
 from .vs_null import VS_NULL_SCORES, vs_null_summary
@@ -118,6 +118,7 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     quiet: bool = False,
+    revision: str | None = None,
 ) -> Path:
     """Evaluate the model folder ``model`` on ``configs`` of ``data``; returns the results folder ``out``.
 
@@ -134,7 +135,7 @@ def evaluate(
     if batch_size < 1 or faithfulness_steps < 2:
         raise ValueError("batch size must be >= 1 and faithfulness steps >= 2")
     out = Path(out)
-    net, training = load_checkpoint(model)
+    net, training, origin = load_model(model, revision)  # a folder, or a Hub repo id at ``revision``
     data_cfg = timm.data.resolve_model_data_config(net)
     image_size = image_size or training.get("image_size") or data_cfg["input_size"][-1]
     check_input_size(net, image_size)
@@ -172,7 +173,8 @@ def evaluate(
             "model": {"path": str(Path(model).resolve()), "backbone": training.get("backbone"),
                       "regime": training.get("regime"), "pretrained": training.get("pretrained"),
                       "image_size": image_size, "name": Path(model).resolve().name, "cam_grid": cam_grid,
-                      "competent": is_competent(accuracy), "competence_floor": COMPETENCE_FLOOR},
+                      "competent": is_competent(accuracy), "competence_floor": COMPETENCE_FLOOR,
+                      "source": origin},
             "data": {"path": data, "revision": data_revision(data, list(configs)), "configs": list(configs)},
             "hardware": hardware(accelerator.device, accelerator.num_processes),
             "settings": {
@@ -492,7 +494,7 @@ def run_from_args(args: argparse.Namespace) -> Path:
                     image_size=args.image_size, max_samples=args.max_samples,
                     faithfulness_samples=args.faithfulness_samples, cross_resolution=sizes,
                     latency_batch=args.latency_batch, n_boot=args.n_boot, seed=args.seed,
-                    quiet=getattr(args, "quiet", False))
+                    quiet=getattr(args, "quiet", False), revision=args.revision)
 
 
 def main(argv: list[str] | None = None) -> int:

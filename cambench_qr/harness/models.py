@@ -81,6 +81,41 @@ def build_model(backbone: str, pretrained: str, seed: int = 0,
     return model
 
 
+def resolve_source(source: str | Path, revision: str | None = None) -> tuple[Path, dict]:
+    """A model folder, or a Hub repo id (``user/name``, ``hf-hub:`` or ``transformers:`` prefix allowed)
+    downloaded through huggingface_hub's cache at ``revision`` (default: main) -> (local folder, origin).
+
+    ``origin``: ``{"path"}`` for a folder; ``{"repo_id", "revision", "commit"}`` (the resolved commit) for
+    a repo. A repo that cannot be fetched (offline and not cached, no such repo or revision) is an error.
+    """
+    path = Path(source)
+    if path.exists():
+        if revision is not None:
+            raise ValueError(f"--revision {revision} applies to Hub repo ids, not to the folder {source}")
+        return path.resolve(), {"path": str(path.resolve())}
+    repo_id = str(source).removeprefix("hf-hub:").removeprefix(PREFIX)
+    if repo_id.count("/") != 1 or repo_id.startswith(("/", ".")):
+        raise ValueError(f"{source} is neither a model folder nor a Hub repo id like user/name")
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision))
+    except Exception as exc:  # huggingface_hub raises several HTTP / cache error types for the same fault
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        at = f" at revision {revision}" if revision else ""
+        raise ValueError(f"cannot fetch the model {repo_id}{at} (offline and not in the local Hugging Face "
+                         f"cache, or no such repo or revision): {reason}") from exc
+    return folder, {"repo_id": repo_id, "revision": revision or "main", "commit": folder.name}
+
+
+def load_model(source: str | Path, revision: str | None = None) -> tuple[torch.nn.Module, dict, dict]:
+    """A harness checkpoint from a folder or a Hub repo (:func:`resolve_source`) -> (model, training.json
+    contents or {}, origin)."""
+    folder, origin = resolve_source(source, revision)
+    model, training = load_checkpoint(folder)
+    return model, training, origin
+
+
 def load_checkpoint(model_dir: str | Path) -> tuple[torch.nn.Module, dict]:
     """A harness checkpoint folder (timm or ``transformers`` layout) -> (model, training.json contents)."""
     model_dir = Path(model_dir).resolve()

@@ -28,7 +28,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "zs / ft_struct / ft_leakmin: the paper's regimes")
     parser.add_argument("--depth", choices=DEPTHS,
                         help="what trains (default: full for scratch, head for zs, last for ft_*)")
-    parser.add_argument("--init-from", help="start from this checkpoint folder (FT regimes: the ZS model)")
+    parser.add_argument("--init-from",
+                        help="start from this checkpoint folder or Hub repo id (FT regimes: the ZS model)")
+    parser.add_argument("--revision", help="revision (branch, tag, commit) of a Hub repo id in --init-from")
     parser.add_argument("--leak-lambda", type=float, default=0.25, help="weight of <C, outside>")
     parser.add_argument("--leak-alpha", type=float, default=0.0, help="weight of -<C, structure>")
     parser.add_argument("--surrogate", default="gradcam", help="CAM method inside the penalty")
@@ -64,7 +66,8 @@ PAPER_METHODS = ("layercam", "eigengradcam", "xgradcam")
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options of ``cambench-qr evaluate`` and ``python -m cambench_qr.harness.evaluate``."""
     parser.add_argument("--model", required=True,
-                        help="model folder (timm Hub layout or transformers save_pretrained, training.json)")
+                        help="model folder or Hub repo id (timm Hub layout or transformers save_pretrained)")
+    parser.add_argument("--revision", help="revision (branch, tag, commit) of a Hub repo id in --model")
     parser.add_argument("--data", required=True, help="dataset folder (Hub repo layout) or Hub repo id")
     parser.add_argument("--configs", default="standard", help="comma-separated configs (default: standard)")
     parser.add_argument("--methods", default=",".join(PAPER_METHODS),

@@ -49,7 +49,7 @@ from ..parts import LABEL_NAMES
 from .augment import Augmentation, AugmentedRows
 from .data import CachedRows, TensorRows, data_revision, holdout, load_split, normalize
 from .io import write_json
-from .models import build_model, check_input_size, load_checkpoint, save_model, set_trainable
+from .models import build_model, check_input_size, load_model, save_model, set_trainable
 from .options import add_train_arguments, module_main
 from .penalty import leak_penalty
 from .recipe import Recipe, resolve_recipe
@@ -78,13 +78,15 @@ def train(
     seed: int = 0,
     resume: bool = False,
     quiet: bool = False,
+    revision: str | None = None,
     **recipe_overrides,
 ) -> Path:
     """Train one regime and write the model folder ``out``; returns ``out``.
 
     ``backbone``: a timm model name (taken from the checkpoint when ``init_from`` is given), built with
     ``model_args``. ``pretrained``: ``none`` (explicit random init), a weights file, or a Hub tag; ignored
-    with ``init_from``. ``recipe_overrides``: any :class:`Recipe` field (``depth``, ``lr``, ``epochs``,
+    with ``init_from`` (a model folder, or a Hub repo id at ``revision``: its resolved commit is recorded).
+    ``recipe_overrides``: any :class:`Recipe` field (``depth``, ``lr``, ``epochs``,
     ``optimizer``, ``weight_decay``, ``schedule``, ``warmup``, ``label_smoothing``, ``augment``,
     ``val_share``); None keeps the regime's default. ``num_train``: train on the first N rows of the split.
     ``precision``: ``no`` or ``bf16`` (bfloat16 autocast of the forward pass).
@@ -106,7 +108,7 @@ def train(
         raise ValueError("--leak-lambda and --leak-alpha must be >= 0")
 
     if init_from is not None:
-        model, parent = load_checkpoint(init_from)
+        model, parent, origin = load_model(init_from, revision)  # a folder, or a Hub repo at ``revision``
         if backbone is not None and backbone != parent.get("backbone", backbone):
             raise ValueError(f"--backbone {backbone} differs from the --init-from checkpoint's "
                              f"{parent.get('backbone')}")
@@ -199,7 +201,8 @@ def train(
         save_model(final, out, image_size, mean, std)
         write_json(out / "training.json", {
             "backbone": backbone, "model_args": model_args or {}, "regime": regime, "pretrained": pretrained,
-            "init_from": None if init_from is None else str(Path(init_from).resolve()),
+            "init_from": None if init_from is None else origin.get("path", origin.get("repo_id")),
+            "init_from_commit": None if init_from is None else origin.get("commit"),
             "data": data, "data_revision": data_revision(data, [config]), "config": config,
             **dataclasses.asdict(recipe), "batch_size": batch_size, "seed": seed, "image_size": image_size,
             "precision": precision, "n_train": len(train_rows), "n_val": len(val_rows),
@@ -332,7 +335,8 @@ def run_from_args(args: argparse.Namespace) -> Path:
                  init_from=args.init_from, leak_lambda=args.leak_lambda, leak_alpha=args.leak_alpha,
                  surrogate=args.surrogate, batch_size=args.batch_size, image_size=args.image_size,
                  num_train=args.num_train, precision=args.precision, seed=args.seed, resume=args.resume,
-                 quiet=getattr(args, "quiet", False), depth=args.depth, lr=args.lr, epochs=args.epochs,
+                 quiet=getattr(args, "quiet", False), revision=args.revision, depth=args.depth, lr=args.lr,
+                 epochs=args.epochs,
                  optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
                  warmup=args.warmup, label_smoothing=args.label_smoothing, augment=args.augment,
                  val_share=args.val_share)
