@@ -65,14 +65,16 @@ def test_hub_repo_ids_with_revisions_for_evaluate_train_and_the_api(hub_server, 
     assert main(["--quiet", "evaluate", "--model", "alice/vit", "--revision", commits[0], "--data", data,
                  "--methods", "gradcam", "--out", str(root / "eval"), "--batch-size", "3", "--n-boot", "5",
                  "--faithfulness-samples", "1", "--cross-resolution", "64", "--latency-batch", "0"]) == 0
-    source = json.loads((root / "eval" / "summary.json").read_text())["model"]["source"]
-    assert source == {"repo_id": "alice/vit", "revision": commits[0], "commit": commits[0]}
+    summary = json.loads((root / "eval" / "summary.json").read_text())["model"]
+    assert summary["source"] == {"repo_id": "alice/vit", "revision": commits[0], "commit": commits[0]}
+    assert summary["path"] == "alice/vit"
 
     assert main(["--quiet", "train", "--data", data, "--init-from", "alice/vit", "--revision", commits[0],
                  "--regime", "ft_struct", "--epochs", "1", "--image-size", "64", "--batch-size", "4",
                  "--out", str(root / "ft")]) == 0
     training = json.loads((root / "ft" / "training.json").read_text())
     assert training["init_from"] == "alice/vit" and training["init_from_commit"] == commits[0]
+    assert training["backbone"] == "transformers:alice/vit"
     assert main(["--quiet", "evaluate", "--model", "alice/vit", "--revision", "no-such-branch",
                  "--data", data, "--out", str(root / "bad")]) == 2
     print("OK")

@@ -170,7 +170,7 @@ def evaluate(
         summary = {
             "schema_version": SCHEMA_VERSION, "package_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "model": {"path": str(Path(model).resolve()), "backbone": training.get("backbone"),
+            "model": {"path": origin.get("path", origin.get("repo_id")), "backbone": training.get("backbone"),
                       "regime": training.get("regime"), "pretrained": training.get("pretrained"),
                       "image_size": image_size, "name": Path(model).resolve().name, "cam_grid": cam_grid,
                       "competent": is_competent(accuracy), "competence_floor": COMPETENCE_FLOOR,

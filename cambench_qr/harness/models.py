@@ -113,6 +113,8 @@ def load_model(source: str | Path, revision: str | None = None) -> tuple[torch.n
     contents or {}, origin)."""
     folder, origin = resolve_source(source, revision)
     model, training = load_checkpoint(folder)
+    if "repo_id" in origin and model.pretrained_cfg.get("architecture", "").startswith(PREFIX):
+        model.pretrained_cfg["architecture"] = PREFIX + origin["repo_id"]  # not the cache folder
     return model, training, origin
 
 
