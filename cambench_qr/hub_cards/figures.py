@@ -171,7 +171,8 @@ def severity_figure(rows: list[dict], score: str = PLOT_SCORE, title: str = "") 
             line = sorted((r for r in part if r["method"] == method), key=lambda r: r["severity"])
             x = [r["severity"] for r in line]
             style = "--" if is_null_baseline(method) else "-"
-            ax.plot(x, [r[score] for r in line], style, marker="o", markersize=3, color=colours[method])
+            ax.plot(x, [r[score] for r in line], style, marker="o", markersize=3, color=colours[method],
+                    label=method_label(method))
             errors = [_error(r, score) for r in line]
             ax.fill_between(
                 x,
