@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -246,10 +247,12 @@ def region_mass_figure(rows: list[dict], title: str = "") -> Figure:
 
 
 def figure_bytes(fig: Figure, fmt: str) -> bytes:
-    """The figure encoded as `fmt` ("png" at 110 dpi, or "svg"), through the Agg canvas."""
+    """The figure encoded as `fmt` ("png" at 110 dpi, or "svg": text kept as text, fixed ids and no date,
+    so the same figure gives the same bytes), through the Agg canvas."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=110, metadata={"Date": None} if fmt == "svg" else None)
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "cambench-qr"}):
+        fig.savefig(buffer, format=fmt, dpi=110, metadata={"Date": None} if fmt == "svg" else None)
     return buffer.getvalue()
 
 
