@@ -160,6 +160,20 @@ def test_leaderboard_space_shows_the_headline_and_filters_the_table(browser, hub
         wait(browser, lambda d: len(grid_rows(d, "#leaderboard-table")) == 3)
         assert [r["model"] for r in grid_rows(browser, "#leaderboard-table")][-1] == "test_convnext-zs"
         browser.save_screenshot(str(tmp_path / "leaderboard-space-filtered.png"))
+
+        panels = {
+            "Figures": [f"figure-leaderboard{s}" for s in ("", "-severity", "-mass")],
+            "Overlay galleries": [f"gallery-{b}-{r}" for b, r, *_ in MODELS],
+        }
+        loaded = (
+            "const i = document.getElementById(arguments[0])?.querySelector('img');"
+            "return !!i && i.naturalWidth > 0"
+        )
+        for tab, ids in panels.items():
+            [button] = [b for b in browser.find_elements(By.CSS_SELECTOR, "[role=tab]") if b.text == tab]
+            button.click()
+            wait(browser, lambda d, ids=ids: all(d.execute_script(loaded, i) for i in ids))
+        browser.save_screenshot(str(tmp_path / "leaderboard-space-galleries.png"))
     assert (tmp_path / "leaderboard-space.png").stat().st_size > 10_000
 
 

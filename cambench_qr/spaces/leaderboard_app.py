@@ -216,13 +216,13 @@ def build_demo(source: str, settings: dict) -> gr.Blocks:
             gr.Markdown(f"Source: `{source}`. {settings['legend']}")
         with gr.Tab("Figures"):
             for png in sorted(folder.glob("leaderboard*.png")):
-                gr.Image(str(png), label=png.stem, interactive=False)
+                gr.Image(str(png), label=png.stem, interactive=False, elem_id=f"figure-{png.stem}")
         with gr.Tab("Overlay galleries"):
             galleries = sorted(folder.glob(GALLERY_GLOB))
             if not galleries:
                 gr.Markdown("This leaderboard has no overlay galleries (`cambench-qr run` writes them).")
             for png in galleries:
-                gr.Image(str(png), label=png.stem, interactive=False)
+                gr.Image(str(png), label=png.stem, interactive=False, elem_id=f"gallery-{png.stem}")
         with gr.Tab("How to submit a model"):
             gr.Markdown(settings["submit"], elem_id="submit")
     return demo
