@@ -223,3 +223,41 @@ def test_leaderboard_space_push_and_read_from_the_hub(hub_server, tmp_path):
     """
     proc = run_client(hub_server, tmp_path, code, str(hub.root))
     assert proc.stdout.strip().splitlines()[-1] == "OK 32"  # 2 models x (6 clean + 2 x 5 blur rows)
+
+
+def test_leaderboard_space_filters_keep_revisions_apart(tmp_path):
+    """The Space's table logic (no browser): a leaderboard of two revisions is shown one revision at a
+    time; filters select by key ('–' for a missing severity); bad folders raise one-line errors."""
+    import importlib.util
+
+    from hub_summaries import write_summary
+
+    from cambench_qr.hub_cards import build_leaderboard
+    from cambench_qr.hub_cards.space import write_leaderboard_space
+
+    write_summary(tmp_path / "eval" / "a", summary(revision="rev-a", quality=0.5))
+    payload = summary(revision="rev-b", quality=0.6, configs=("standard", "paper"))
+    write_summary(tmp_path / "eval" / "b", payload)
+    hub = HubRoot(tmp_path / "hub", "alice")
+    build_leaderboard([tmp_path / "eval"], hub.leaderboard_dir, by_revision=True)
+    write_leaderboard_space(hub)
+    spec = importlib.util.spec_from_file_location("space_app", hub.leaderboard_space_dir / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    settings = app.read_settings(hub.leaderboard_space_dir / "space.json")
+    rows = app.load_rows(app.fetch(str(hub.leaderboard_dir)), 1)
+    assert sorted(set(rows["revision"])) == ["0.1.0, data rev-a", "0.1.0, data rev-b"]
+    b = app.filter_rows(rows, {"revision": "0.1.0, data rev-b"}, competent_only=True)
+    assert len(b) == 6 + 8  # standard: 4 CAMs + 2 null maps; paper: 4 CAMs x 2 groups without severity
+    paper = app.filter_rows(rows, {"revision": "0.1.0, data rev-b", "severity": "–"}, competent_only=True)
+    assert set(paper["config"]) == {"paper"} and len(paper) == 8
+    table = app.display_table(app.filter_rows(b, {"config": "standard"}, True), settings)
+    # CAM methods first, best FMR first (method index 3 scores 0.6 + 0.03), then the null maps
+    assert list(table["method"]) == ["EigenGrad-CAM", "LayerCAM", "XGrad-CAM", "Grad-CAM", "null: edge",
+                                     "null: uniform"]
+    assert list(table["FMR ↑"])[:2] == [0.63, 0.62] and table["FMR ↑ 95% CI"][0] == "[0.580, 0.680]"
+    assert table["vs best null map (FMR ↑, BL ↓, DtS ↓)"][3] == "≈ (edge), ≈ (edge), ≈ (edge)"
+    with pytest.raises(app.LeaderboardError, match="neither a folder nor a Hub dataset id"):
+        app.fetch(str(tmp_path / "missing" / "folder"))
+    with pytest.raises(app.LeaderboardError, match="holds no leaderboard table"):
+        app.load_rows(tmp_path / "eval", 1)

@@ -25,7 +25,7 @@ SOURCE_VARIABLE = "CAMBENCH_LEADERBOARD"
 PARQUET_GLOB = "data/leaderboard-*.parquet"
 GALLERY_GLOB = "galleries/*.png"
 ALL = "all"
-FILTERS = ("config", "distortion", "severity", "backbone", "regime", "method")
+FILTERS = ("revision", "config", "distortion", "severity", "backbone", "regime", "method")
 
 
 class LeaderboardError(Exception):
@@ -56,7 +56,8 @@ def fetch(source: str) -> Path:
 
 
 def load_rows(folder: Path, schema_version: int) -> pd.DataFrame:
-    """The leaderboard rows of `folder` (its parquet files), checked to be of `schema_version`."""
+    """The leaderboard rows of `folder` (its parquet files), checked to be of `schema_version`, with a
+    `revision` column (package version and data revision)."""
     files = sorted(Path(folder).glob(PARQUET_GLOB))
     if not files:
         raise LeaderboardError(
@@ -74,7 +75,8 @@ def load_rows(folder: Path, schema_version: int) -> pd.DataFrame:
             f"the leaderboard in {folder} has results schema {', '.join(map(str, versions))}; this Space "
             f"reads schema {schema_version} (rebuild it with the matching cambench-qr version)"
         )
-    return rows
+    # results are comparable only within one package version and data revision
+    return rows.assign(revision=rows["package_version"] + ", data " + rows["data_revision"])
 
 
 def _key(value) -> str:
@@ -187,6 +189,8 @@ def build_demo(source: str, settings: dict) -> gr.Blocks:
             gr.Markdown(headline.read_text(encoding="utf-8"), elem_id="headline")
         with gr.Tab("Table"):
             defaults = {
+                # one revision at a time: the last (by name) when the leaderboard holds several
+                "revision": sorted(set(rows["revision"]))[-1],
                 "config": _default(rows, "config", settings["headline_config"]),
                 "distortion": _default(rows, "distortion", "none"),
             }
