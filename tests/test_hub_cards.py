@@ -4,6 +4,7 @@ leaderboard Space's push and Hub read through the local test server (tests/hub_s
 from __future__ import annotations
 
 import json
+import sys
 
 import huggingface_hub.constants
 import pytest
@@ -180,6 +181,7 @@ def test_leaderboard_space_folder(tmp_path, capsys):
     card = ModelCard.load(folder / "README.md").data.to_dict()  # any repo card: the YAML header
     assert card["sdk"] == "gradio" and card["app_file"] == "app.py" and card["sdk_version"] == GRADIO_VERSION
     assert card["datasets"] == ["alice/cambench-qr-leaderboard"]
+    assert card["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     settings = json.loads((folder / "space.json").read_text())
     assert settings["dataset"] == "alice/cambench-qr-leaderboard" and settings["schema_version"] == 1
     assert settings["sort"] == ["fmr", True] and settings["scores"][0] == ["fmr", "FMR ↑"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from .verdicts import VERDICT_LABELS, VERDICT_LEGEND, VERDICT_SCORES
 
 # The gradio the Space runs on: the version the browser tests exercise (tests/test_browser.py checks it).
 GRADIO_VERSION = "6.31.0"
+# The Python the Space runs on: this interpreter's, which the pins below are installed for.
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 # The app's other imports, pinned to the versions installed here.
 APP_PACKAGES = ("pandas", "pyarrow", "huggingface_hub")
 HEADLINE_CONFIG = "standard"
@@ -112,6 +115,7 @@ colorFrom: gray
 colorTo: red
 sdk: gradio
 sdk_version: {gradio}
+python_version: "{python}"
 app_file: app.py
 pinned: false
 license: apache-2.0
@@ -139,7 +143,9 @@ def write_leaderboard_space(hub: HubRoot, leaderboard_dir: str | Path | None = N
     leaderboard_dir = Path(leaderboard_dir or hub.leaderboard_dir)
     folder = hub.leaderboard_space_dir
     settings = space_settings(hub, leaderboard_dir)
-    card = CARD.format(gradio=GRADIO_VERSION, dataset=settings["dataset"], submit=settings["submit"])
+    card = CARD.format(
+        gradio=GRADIO_VERSION, python=PYTHON_VERSION, dataset=settings["dataset"], submit=settings["submit"]
+    )
     return {
         "space app": write_bytes_atomic(folder / "app.py", LEADERBOARD_APP.read_bytes()),
         "space settings": write_text_atomic(
