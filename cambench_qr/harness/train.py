@@ -20,8 +20,9 @@ held out and, for FT-LeakMin, ``cam_leakage`` = mean <C, outside>. With a valida
 the epoch with the best validation accuracy (the earliest among ties) are kept.
 
 Each epoch the full Accelerate state is saved under ``OUT/state/epoch_<k>``; ``--resume`` continues from
-the last saved epoch. The final model is written by the main process in timm's Hub layout plus
-``training.json``, and the state folder is then removed.
+the last saved epoch with the run's settings (``OUT/state/settings.json``): different ones are an error.
+The final model is written by the main process in timm's Hub layout plus ``training.json``, and the state
+folder is then removed.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from .penalty import leak_penalty
 from .recipe import Recipe, resolve_recipe
 
 QR_LABEL = LABEL_NAMES.index("qr")
+SETTINGS_FILE = "settings.json"  # under OUT/state: the settings of the run being resumed
 EVAL_BATCH = 128
 
 
@@ -145,11 +147,19 @@ def train(
         engine = penalty_engine(model, accelerator.unwrap_model(model), surrogate)
 
     state_root = out / "state"
+    settings = {"data": data, "config": config, "backbone": backbone, "model_args": model_args or {},
+                "pretrained": pretrained, "regime": regime,
+                "init_from": None if init_from is None else str(Path(init_from).resolve()),
+                **dataclasses.asdict(recipe), "batch_size": batch_size, "image_size": image_size,
+                "num_train": num_train, "precision": precision, "seed": seed, "leak_lambda": leak_lambda,
+                "leak_alpha": leak_alpha, "surrogate": surrogate}
     start_epoch, history, best = 0, [], None
     if resume:
-        start_epoch, history, best = _load_latest_state(accelerator, state_root)
-    elif state_root.exists():
+        start_epoch, history, best = _load_latest_state(accelerator, state_root, settings)
+    elif any(state_root.glob("epoch_*/progress.json")):
         raise FileExistsError(f"{state_root} holds an interrupted run; pass --resume to continue it")
+    elif accelerator.is_main_process:
+        write_json(state_root / SETTINGS_FILE, settings)
 
     for epoch in range(start_epoch, recipe.epochs):
         order = train_rows[np.random.default_rng([seed, epoch]).permutation(len(train_rows))].tolist()
@@ -308,11 +318,32 @@ def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history:
     accelerator.wait_for_everyone()
 
 
-def _load_latest_state(accelerator: Accelerator, state_root: Path) -> tuple[int, list[dict], dict | None]:
-    """Restore the last complete epoch's state; returns (epochs done, history, best epoch so far or None)."""
+def check_resume_settings(state_root: Path, settings: dict) -> None:
+    """ValueError naming every setting of a resumed run that differs from the interrupted run's (recorded
+    in ``state/settings.json`` when it started), so that the recorded settings are the ones used."""
+    path = state_root / SETTINGS_FILE
+    if not path.is_file():
+        raise ValueError(f"--resume: no saved run under {state_root} ({SETTINGS_FILE} missing)")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"--resume: {path} is not valid JSON: {exc}") from None
+    current = json.loads(json.dumps(settings, default=float))  # tuples as lists, as they were saved
+    changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in current.items()
+               if saved.get(key) != value]
+    if changed:
+        raise ValueError(f"--resume with settings that differ from the interrupted run in {state_root}: "
+                         f"{'; '.join(changed)} (resume with the original settings, or start a new --out)")
+
+
+def _load_latest_state(accelerator: Accelerator, state_root: Path,
+                       settings: dict) -> tuple[int, list[dict], dict | None]:
+    """Restore the last complete epoch's state of the run with ``settings`` (``check_resume_settings``);
+    returns (epochs done, history, best epoch so far or None)."""
     done = sorted(p.parent for p in state_root.glob("epoch_*/progress.json"))
     if not done:
         raise ValueError(f"--resume: no saved epoch under {state_root}")
+    check_resume_settings(state_root, settings)
     accelerator.load_state(str(done[-1]))
     progress = json.loads((done[-1] / "progress.json").read_text())
     best_path = done[-1] / "best.pt"
