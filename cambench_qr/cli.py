@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from . import __version__
-from .errors import OneLineParser, UsageError, run_command
+from .errors import OneLineParser, UsageError, parse_arguments, run_command
 from .limits import MAX_IMAGE_SIZE, MAX_ROWS, MAX_SEED, bounded_int
 
 
@@ -175,10 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a one-line parser error (status 2)
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.quiet:  # the rooms honour `quiet`; this silences the bars `datasets` draws itself
         import datasets
 

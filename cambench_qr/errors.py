@@ -30,6 +30,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status when parsing ended the command (``--help``, ``--version``:
+    0; a one-line parser error: 2), so that in-process callers get a status rather than SystemExit."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+
+
 def one_line(text: str) -> str:
     """``text`` with its whitespace runs (newlines included) collapsed, cut to MAX_MESSAGE characters."""
     text = " ".join(str(text).split())

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import OneLineParser, run_command
+from ..errors import OneLineParser, parse_arguments, run_command
 from ..limits import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -177,7 +177,9 @@ def module_main(name: str, add_arguments: Callable[[argparse.ArgumentParser], No
     parser = OneLineParser(prog=f"python -m cambench_qr.harness.{name}")
     add_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
 
     def handler(parsed: argparse.Namespace) -> None:
         check_arguments(name, parsed)
