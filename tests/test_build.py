@@ -279,7 +279,7 @@ def test_push_fails_cleanly_offline_and_without_token(two_configs, monkeypatch):
 @pytest.mark.parametrize(("argv", "message"), [
     (["--config", "nope"], "unknown config 'nope'"),
     (["--config", "standard", "--num-train", "-1"], "argument --num-train: must be in 0..1000000, got -1"),
-    (["--config", "standard", "--image-size", "100000"], "argument --image-size: must be in 64..2048, got 100000"),
+    (["--config", "standard", "--image-size", "100000"], "--image-size: must be in 64..2048, got 100000"),
     (["--config", "standard", "--push", "alice/cambench-qr"], "HF_HUB_OFFLINE is set"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
