@@ -189,13 +189,19 @@ def real_row(config: str, split: str, index: int, base_seed: int, image_size: in
     """Row ``index`` of the ``real`` config built from the folder ``photos`` (the ``generate_row``
     signature; ``base_seed`` is unused: nothing is random; native image sizes, ``image_size`` must be
     None)."""
+    return decoded_row(config, split, index, base_seed, image_size, decoded=read_manifest(photos)[0])
+
+
+def decoded_row(config: str, split: str, index: int, base_seed: int, image_size: int | None = None, *,
+                decoded: tuple[Photo, ...]) -> dict:
+    """``real_row`` on the photos ``decoded`` already read from the manifest (what ``build_real`` runs per
+    row, so that the manifest and the photo headers are read once per build, not once per row)."""
     if config != CONFIG:
         raise ValueError(f"real_row builds the {CONFIG!r} config, got {config!r}")
     if split != SPLIT:
         raise ValueError(f"the {CONFIG} config has a {SPLIT!r} split only, got {split!r}")
     if image_size is not None:
         raise ValueError("the real config keeps the photos' native sizes; pass image_size=None")
-    decoded, _ = read_manifest(photos)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(decoded):
         raise ValueError(f"index must be in 0..{len(decoded) - 1} ({len(decoded)} decoded photos), "
                          f"got {index!r}")
@@ -211,5 +217,5 @@ def build_real(photos: str | Path, out_dir: str | Path, *, num_proc: int = 1, qu
     if not decoded:
         raise ValueError(f"{folder / MANIFEST} lists no decoded photo: nothing to build")
     out = build_dataset(CONFIG, out_dir, num_train=0, num_test=len(decoded), num_proc=num_proc, quiet=quiet,
-                        push=push, row_fn=partial(real_row, photos=folder))
+                        push=push, row_fn=partial(decoded_row, decoded=decoded))
     return out, len(decoded), skipped
