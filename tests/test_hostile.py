@@ -290,7 +290,18 @@ def test_missing_data_folder_is_named(tmp_path, capsys, model_dir):
         assert_one_line_error(code, err, f"--data {missing}: does not exist")
     code, err = run_cli(["evaluate", "--model", str(model_dir), "--data", "alice/nothing", "--out",
                          str(tmp_path / "o")], capsys)
-    assert_one_line_error(code, err, "--data alice/nothing: does not exist (HF_HUB_OFFLINE is set")
+    assert_one_line_error(code, err, "--data alice/nothing: does not exist (HF_HUB_OFFLINE is set and it is "
+                                     "not in the local cache)")
+
+
+def test_offline_hub_dataset_in_the_cache_passes_the_data_check(tmp_path, monkeypatch):
+    from cambench_qr.harness.options import check_data_folder
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match="not in the local cache"):
+        check_data_folder("alice/cached")
+    (tmp_path / "datasets--alice--cached").mkdir()
+    check_data_folder("alice/cached")  # load_dataset reads it from the cache offline
 
 
 def test_module_entry_points_share_the_translation(tmp_path, capsys, model_dir):

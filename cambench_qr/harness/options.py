@@ -134,16 +134,28 @@ def _side(text: str) -> int:
 
 
 def check_data_folder(data: str) -> None:
-    """``--data`` must be a folder, or a Hub repo id (``owner/name``) when the Hub may be reached."""
+    """``--data`` must be a folder, or a Hub repo id (``owner/name``) that can be reached: online, or
+    offline with the dataset in the local Hugging Face caches."""
     path = Path(data)
     if path.is_dir():
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     repo_id_like = data.count("/") == 1 and not data.startswith((".", "/", "~"))
-    if path.exists() or offline or not repo_id_like:
-        why = "is not a folder" if path.exists() else "does not exist"
-        hub = " (HF_HUB_OFFLINE is set: not looked up on the Hub)" if offline and repo_id_like else ""
-        raise ValueError(f"--data {data}: {why}{hub}")
+    if repo_id_like and not path.exists() and (not offline or _in_hf_cache(data)):
+        return
+    why = "is not a folder" if path.exists() else "does not exist"
+    hub = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline and repo_id_like else ""
+    raise ValueError(f"--data {data}: {why}{hub}")
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the Hub dataset ``repo_id`` is in the Hugging Face hub cache or the ``datasets`` cache."""
+    from datasets import config
+    from huggingface_hub import constants
+
+    owner, name = repo_id.split("/")
+    return ((Path(constants.HF_HUB_CACHE) / f"datasets--{owner}--{name}").is_dir()
+            or (Path(config.HF_DATASETS_CACHE) / f"{owner}___{name}").is_dir())
 
 
 def check_model_folder(folder: Path, flag: str) -> None:
