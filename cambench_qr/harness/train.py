@@ -20,7 +20,7 @@ held out and, for FT-LeakMin, ``cam_leakage`` = mean <C, outside>. With a valida
 the epoch with the best validation accuracy (the earliest among ties) are kept.
 
 Each epoch the full Accelerate state is saved under ``OUT/state/epoch_<k>``; ``--resume`` continues from
-the last saved epoch with the run's settings (``OUT/state/settings.json``): different ones are an error.
+the last saved epoch with the run's settings (saved with each epoch's state): different ones are an error.
 The final model is written by the main process in timm's Hub layout plus ``training.json``, and the state
 folder is then removed.
 """
@@ -56,7 +56,6 @@ from .penalty import leak_penalty
 from .recipe import Recipe, resolve_recipe
 
 QR_LABEL = LABEL_NAMES.index("qr")
-SETTINGS_FILE = "settings.json"  # under OUT/state: the settings of the run being resumed
 EVAL_BATCH = 128
 
 
@@ -158,8 +157,6 @@ def train(
         start_epoch, history, best = _load_latest_state(accelerator, state_root, settings)
     elif any(state_root.glob("epoch_*/progress.json")):
         raise FileExistsError(f"{state_root} holds an interrupted run; pass --resume to continue it")
-    elif accelerator.is_main_process:
-        write_json(state_root / SETTINGS_FILE, settings)
 
     for epoch in range(start_epoch, recipe.epochs):
         order = train_rows[np.random.default_rng([seed, epoch]).permutation(len(train_rows))].tolist()
@@ -199,7 +196,7 @@ def train(
         history.append(record)
         if not quiet:
             accelerator.print(json.dumps({"regime": regime, **record}))
-        _save_state(accelerator, state_root, epoch + 1, history, best)
+        _save_state(accelerator, state_root, epoch + 1, history, best, settings)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -302,37 +299,33 @@ def penalty_engine(model: torch.nn.Module, unwrapped: torch.nn.Module, surrogate
 
 
 def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history: list[dict],
-                best: dict | None) -> None:
+                best: dict | None, settings: dict) -> None:
     """Save the Accelerate state of a finished epoch and the best epoch's weights so far (``best.pt``);
-    ``progress.json`` (written last) marks it complete, and older epochs are then removed."""
+    ``progress.json`` (written last: epochs done, history, the run's ``settings``) marks it complete, and
+    older epochs are then removed."""
     folder = state_root / f"epoch_{epoch:04d}"
     accelerator.save_state(str(folder))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if best is not None:
             torch.save(best, folder / "best.pt")
-        write_json(folder / "progress.json", {"epoch": epoch, "history": history})
+        write_json(folder / "progress.json", {"epoch": epoch, "history": history, "settings": settings})
         for old in state_root.glob("epoch_*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
-def check_resume_settings(state_root: Path, settings: dict) -> None:
-    """ValueError naming every setting of a resumed run that differs from the interrupted run's (recorded
-    in ``state/settings.json`` when it started), so that the recorded settings are the ones used."""
-    path = state_root / SETTINGS_FILE
-    if not path.is_file():
-        raise ValueError(f"--resume: no saved run under {state_root} ({SETTINGS_FILE} missing)")
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"--resume: {path} is not valid JSON: {exc}") from None
+def check_resume_settings(saved: dict | None, settings: dict, source: Path) -> None:
+    """ValueError naming every setting of a resumed run that differs from the interrupted run's (``saved``,
+    read from ``source``), so that the recorded settings are the ones used."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {source} records no settings of the interrupted run")
     current = json.loads(json.dumps(settings, default=float))  # tuples as lists, as they were saved
     changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in current.items()
                if saved.get(key) != value]
     if changed:
-        raise ValueError(f"--resume with settings that differ from the interrupted run in {state_root}: "
+        raise ValueError(f"--resume with settings that differ from the interrupted run ({source}): "
                          f"{'; '.join(changed)} (resume with the original settings, or start a new --out)")
 
 
@@ -343,9 +336,13 @@ def _load_latest_state(accelerator: Accelerator, state_root: Path,
     done = sorted(p.parent for p in state_root.glob("epoch_*/progress.json"))
     if not done:
         raise ValueError(f"--resume: no saved epoch under {state_root}")
-    check_resume_settings(state_root, settings)
+    progress_path = done[-1] / "progress.json"
+    try:
+        progress = json.loads(progress_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"--resume: {progress_path} is not valid JSON: {exc}") from None
+    check_resume_settings(progress.get("settings"), settings, progress_path)
     accelerator.load_state(str(done[-1]))
-    progress = json.loads((done[-1] / "progress.json").read_text())
     best_path = done[-1] / "best.pt"
     best = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else None
     return int(progress["epoch"]), list(progress["history"]), best
