@@ -25,7 +25,7 @@ from huggingface_hub.utils import filter_repo_objects
 from cambench_qr import cli, limits
 from cambench_qr.dataset_builder import build as build_module
 from cambench_qr.dataset_builder.build import STAGING_PREFIX, build_dataset, remove_stale_staging
-from cambench_qr.dataset_builder.publish import DATASET_LAYOUT, layout_files, upload_patterns
+from cambench_qr.dataset_builder.publish import DATASET_LAYOUT, layout_files, push_dataset, upload_patterns
 from cambench_qr.dataset_builder.real import build_real, read_manifest
 from cambench_qr.harness.io import write_atomic
 from cambench_qr.hub_cards import HubRoot
@@ -205,31 +205,40 @@ def test_push_uploads_only_the_files_of_the_repo_layout(tmp_path, monkeypatch, t
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"junk")
 
-    uploaded = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            pass
-
-        def create_repo(self, repo_id, **kwargs):
-            pass
-
-        def upload_folder(self, *, repo_id, folder_path, allow_patterns, **kwargs):
-            files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*")
-                     if p.is_file()]
-            uploaded[repo_id] = set(filter_repo_objects(files, allow_patterns=allow_patterns))
-            return type("Commit", (), {"commit_url": "ok"})()
-
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     results = hub_publish.push(hub, "all", token="hf_fake", quiet=True)
     assert {r.repo_id: r.ok for r in results}["alice/cambench-qr"]
-    assert uploaded["alice/cambench-qr"] == {
-        "README.md", "figures/standard.png", "data/standard/train-00000-of-00001.parquet",
-        "data/standard/test-00000-of-00001.parquet"}
-    assert uploaded["alice/test_resnet-zs"] == {"config.json", "model.safetensors", "training.json"}
-    assert set(layout_files(dataset, DATASET_LAYOUT)) == uploaded["alice/cambench-qr"]
+    expected = {"README.md", "figures/standard.png", "data/standard/train-00000-of-00001.parquet",
+                "data/standard/test-00000-of-00001.parquet"}
+    assert FakeApi.uploaded["alice/cambench-qr"] == expected
+    assert FakeApi.uploaded["alice/test_resnet-zs"] == {"config.json", "model.safetensors", "training.json"}
+    assert set(layout_files(dataset, DATASET_LAYOUT)) == expected
     with pytest.raises(ValueError, match="no file of the repo layout"):
         upload_patterns([])
+
+    # `build --push` goes through dataset_builder.publish: the same filter
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("cambench_qr.dataset_builder.publish.HfApi", FakeApi)
+    push_dataset(dataset, "alice/built", token="hf_fake", quiet=True)
+    assert FakeApi.uploaded["alice/built"] == expected
+
+
+class FakeApi:
+    """Stands in for huggingface_hub.HfApi: records the files `upload_folder` would send, selected by
+    huggingface_hub's own pattern filter."""
+
+    uploaded: dict[str, set[str]] = {}
+
+    def __init__(self, token=None):
+        pass
+
+    def create_repo(self, repo_id, **kwargs):
+        pass
+
+    def upload_folder(self, *, repo_id, folder_path, allow_patterns, **kwargs):
+        files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+        FakeApi.uploaded[repo_id] = set(filter_repo_objects(files, allow_patterns=allow_patterns))
+        return type("Commit", (), {"commit_url": "ok"})()
 
 
 # --- 9. one-line errors naming the file or argument, nothing half-written ---------------------------------
