@@ -21,12 +21,11 @@ import torch
 from cambench_qr.cams import CamEngine
 from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.harness.accuracy import version_band
-from cambench_qr.harness.baselines import NULL_BASELINES
 from cambench_qr.harness.evaluate import evaluate
 from cambench_qr.harness.faithfulness import control_mask, insertion_deletion, threshold_iou
 from cambench_qr.harness.models import load_checkpoint
 from cambench_qr.harness.train import train
-from cambench_qr.harness.vs_null import VS_NULL_SCORES
+from cambench_qr.results import NULL_BASELINES, VS_NULL_SCORES
 
 METHODS = ("layercam", "xgradcam")
 EVAL = {"methods": METHODS, "batch_size": 4, "n_boot": 20, "faithfulness_samples": 2,

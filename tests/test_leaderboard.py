@@ -17,6 +17,7 @@ from cambench_qr.hub_cards.leaderboard import PARQUET_PATH, collect_rows
 from cambench_qr.hub_cards.plot import FRONT_COLOUR, pareto_front
 from cambench_qr.hub_cards.report import write_report
 from cambench_qr.hub_cards.verdicts import best_nulls
+from cambench_qr.results import StructureRow
 
 # A: fast and good; B: slow and best; C: slower than A and worse -> dominated by A.
 MODELS = {  # the first also has the paper config (mixed distortions, no severity levels)
@@ -132,14 +133,15 @@ def test_cli_leaderboard_and_its_errors(results, tmp_path, capsys):
 
 
 def test_best_null_follows_each_scores_direction():
-    def row(method: str, score: str, mean: float) -> dict:
-        return dict(
+    def row(method: str, score: str, mean: float) -> StructureRow:
+        return StructureRow(
             config="standard",
             split="test",
             distortion="none",
             severity=0,
             method=method,
             score=score,
+            n=20,
             mean=mean,
         )
 

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from ..results import PAPER_METHODS
 from .recipe import DEPTHS, OPTIMIZERS, REGIMES, SCHEDULES
 
 
@@ -55,9 +56,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
-PAPER_METHODS = ("layercam", "eigengradcam", "xgradcam")
-
-
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options of ``cambench-qr evaluate`` and ``python -m cambench_qr.harness.evaluate``."""
     parser.add_argument("--model", required=True, help="model folder (timm Hub layout + training.json)")
@@ -67,8 +65,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated CAM methods (default: {','.join(PAPER_METHODS)})")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="results folder (per_sample.parquet, summary.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--image-size", type=int, help="input side (default: the training size)")
+    parser.add_argument("--image-size", type=int,
+                        help="input side (default: the training size in the model's training.json)")
     parser.add_argument("--max-samples", type=int, help="evaluate the first N rows of each config")
     parser.add_argument("--faithfulness-samples", type=int, default=64,
                         help="QR samples per config with insertion/deletion curves (default 64)")
