@@ -296,3 +296,30 @@ def test_headline_without_a_competent_model(tmp_path):
         line.startswith("| test_resnet") for line in headline
     )
     assert headline[-1].endswith("below 0.90): test_resnet-zs (0.500).")
+
+
+def test_leaderboard_never_overwrites_a_folder_it_did_not_write(results, tmp_path, capsys):
+    dataset = tmp_path / "dataset"  # a dataset repo folder: its card declares the configs
+    (dataset / "data" / "standard").mkdir(parents=True)
+    card = "---\npretty_name: CAMBench-QR\nconfigs:\n- config_name: standard\n---\n# CAMBench-QR\n"
+    (dataset / "README.md").write_text(card)
+    project = tmp_path / "project"  # a folder with a README without a card header
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "notes.txt").write_text("keep me\n")
+    unreadable = tmp_path / "binary"
+    unreadable.mkdir()
+    (unreadable / "README.md").write_bytes(b"---\n\xff\xfe\x00---\n")
+    for folder in (dataset, project, unreadable):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        with pytest.raises(ValueError, match="not overwriting"):
+            build_leaderboard(results, folder)
+        assert main(["leaderboard", "--results", *map(str, results), "--out", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(folder) in err
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    build_leaderboard(results, empty)
+    build_leaderboard(results[:1], empty)  # our own leaderboard folder is rebuilt
+    assert pq.read_table(empty / PARQUET_PATH).num_rows < 3 * (6 + 10) + 8
