@@ -15,7 +15,7 @@ decorated with ``@row_kind("<kind>")`` (and, for a new section, its name in ``SE
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
@@ -119,7 +119,7 @@ def _construct(cls: type, payload: Mapping[str, Any]):
     try:
         return cls(**payload)
     except TypeError as exc:
-        raise ValueError(f"{cls.__name__} {exc}".replace("__init__() ", "")) from None
+        raise ValueError(f"{cls.__name__} {str(exc).split('__init__() ')[-1]}") from None
 
 
 ROW_KINDS: dict[str, type[Record]] = {}
@@ -179,25 +179,42 @@ def accuracy_row(payload: Mapping[str, Any]) -> Record:
     return (GroupedAccuracyRow if "group" in payload else AccuracyRow).from_json(payload)
 
 
-@dataclass(frozen=True, kw_only=True)
-class StructureRow(Record):
-    """One structure score of one method on one config / split / distortion / severity: mean, std and
-    percentile bootstrap 95% CI over the valid maps (``metrics.aggregate``), and ``chance``: the mean of
-    what a uniform map scores on the same samples."""
+# The statistics of a ``metrics.aggregate`` row, after its group columns: valid and invalid (NaN) values,
+# mean, std and percentile bootstrap 95% CI over the valid ones.
+ESTIMATE_FIELDS = [
+    ("n", int),
+    ("n_invalid", int | None, field(default=None)),
+    ("mean", float | None),
+    ("std", float | None, field(default=None)),
+    ("ci_low", float | None, field(default=None)),
+    ("ci_high", float | None, field(default=None)),
+]
 
-    config: str
-    split: str
-    method: str
-    distortion: str | None
-    severity: int | None
-    score: str
-    n: int
-    n_invalid: int | None = None
-    mean: float | None
-    std: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    chance: float | None = None
+
+def estimate_row(name: str, doc: str, keys: tuple[str, ...], kind: str | None = None, extra: tuple = ()):
+    """A row class: ``kind`` (when given), the group columns ``keys``, ``ESTIMATE_FIELDS``, then ``extra``
+    fields; registered under its ``kind``."""
+    spec = [("kind", str, field(default=kind))] if kind else []
+    spec += [(key, Any) for key in keys] + ESTIMATE_FIELDS + list(extra)
+    cls = make_dataclass(name, spec, bases=(Record,), frozen=True, kw_only=True,
+                         namespace={"__doc__": doc, "__module__": __name__})
+    return row_kind(kind)(cls) if kind else cls
+
+
+StructureRow = estimate_row(
+    "StructureRow", """One structure score of one method on one config / split / distortion / severity, and
+    ``chance``: the mean of what a uniform map scores on the same samples.""",
+    ("config", "split", "method", "distortion", "severity", "score"),
+    extra=(("chance", float | None, field(default=None)),))
+FaithfulnessRow = estimate_row(
+    "FaithfulnessRow", "Insertion AUC (higher is better) or deletion AUC (lower is better) of one method.",
+    ("config", "split", "method", "score"))
+InterventionAgreementRow = estimate_row(
+    "InterventionAgreementRow", "A method's causal agreement on ``interventions`` (higher is better).",
+    ("config", "split", "method", "score"), kind="intervention_agreement")
+InterventionDropRow = estimate_row(
+    "InterventionDropRow", "The model's logit drop or flip rate when one part is intervened on.",
+    ("config", "split", "intervention", "score"), kind="intervention_drop")
 
 
 @row_kind("vs_null")
@@ -222,22 +239,6 @@ class VsNullRow(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FaithfulnessRow(Record):
-    """Insertion AUC (higher is better) or deletion AUC (lower is better) of one method on one config."""
-
-    config: str
-    split: str
-    method: str
-    score: str
-    n: int
-    n_invalid: int
-    mean: float | None
-    std: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-
-@dataclass(frozen=True, kw_only=True)
 class MassDropRow(Record):
     """Per config / method: Spearman rho (and p) between the finder (timing) mass ratio and the finder
     (timing) occlusion logit drop over ``n_<part>`` samples, and the mean drops of the part and of its
@@ -256,42 +257,6 @@ class MassDropRow(Record):
     n_timing: int
     mean_drop_timing: float | None
     mean_drop_timing_control: float | None
-
-
-@row_kind("intervention_agreement")
-@dataclass(frozen=True, kw_only=True)
-class InterventionAgreementRow(Record):
-    """A method's causal agreement on the ``interventions`` config (``harness.causal``; higher is better)."""
-
-    kind: str = "intervention_agreement"
-    config: str
-    split: str
-    method: str
-    score: str
-    n: int
-    n_invalid: int
-    mean: float | None
-    std: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-
-@row_kind("intervention_drop")
-@dataclass(frozen=True, kw_only=True)
-class InterventionDropRow(Record):
-    """The model's logit drop or flip rate when one part is intervened on (``harness.causal``)."""
-
-    kind: str = "intervention_drop"
-    config: str
-    split: str
-    intervention: str
-    score: str
-    n: int
-    n_invalid: int
-    mean: float | None
-    std: float | None
-    ci_low: float | None
-    ci_high: float | None
 
 
 @row_kind("threshold_iou")

@@ -26,7 +26,7 @@ from cambench_qr.harness.evaluate import main as evaluate_main
 from cambench_qr.harness.faithfulness import control_mask, insertion_deletion, threshold_iou
 from cambench_qr.harness.models import load_checkpoint
 from cambench_qr.harness.train import train
-from cambench_qr.results import NULL_BASELINES, VS_NULL_SCORES
+from cambench_qr.results import NULL_BASELINES, VS_NULL_SCORES, Summary
 
 METHODS = ("layercam", "xgradcam")
 EVAL = {"methods": METHODS, "batch_size": 4, "n_boot": 20, "faithfulness_samples": 2,
@@ -89,6 +89,7 @@ def test_uniform_baseline_scores_its_chance_values(results):
 def test_summary_has_the_contract_sections(results, model):
     summary = json.loads((results / "summary.json").read_text())
     assert summary["schema_version"] == 1
+    assert json.dumps(Summary.from_json(summary).as_json()) == json.dumps(summary)  # typed, key for key
     assert {"package_version", "created", "model", "data", "hardware", "accuracy", "structure",
             "faithfulness", "causal", "robustness", "latency"} <= set(summary)
     assert summary["model"]["regime"] == "zs" and summary["model"]["path"] == str(model.resolve())

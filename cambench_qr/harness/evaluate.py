@@ -137,14 +137,13 @@ def evaluate(
 
     if accelerator.is_main_process:
         structure = structure_summary(columns, n_boot, seed)
-        plain_accuracy = [r.as_json() for r in accuracy]
         summary = Summary(
             package_version=__version__,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             model=ModelEntry(path=str(Path(model).resolve()), backbone=training.get("backbone"),
                              regime=training.get("regime"), pretrained=training.get("pretrained"),
                              image_size=image_size, name=Path(model).resolve().name, cam_grid=cam_grid,
-                             competent=is_competent(plain_accuracy), competence_floor=COMPETENCE_FLOOR),
+                             competent=is_competent(accuracy), competence_floor=COMPETENCE_FLOOR),
             data=DataEntry(path=data, revision=data_revision(data, list(configs)), configs=list(configs)),
             hardware=hardware(accelerator.device, accelerator.num_processes),
             settings={
@@ -160,7 +159,7 @@ def evaluate(
             faithfulness=faithfulness_summary(columns, n_boot, seed),
             causal=mass_drop_summary(columns) + [kind_row(r) for r in causal_summary(
                 columns, intervention_pairs(splits), n_boot=n_boot, seed=seed)],
-            robustness=robustness + [kind_row(r) for r in transfer_summary(plain_accuracy, structure)],
+            robustness=robustness + [kind_row(r) for r in transfer_summary(accuracy, structure)],
             latency=timings,
         )
         write_atomic(out / PER_SAMPLE_FILE, lambda tmp: pq.write_table(pa.table(columns), tmp))
