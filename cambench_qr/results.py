@@ -8,8 +8,9 @@ through it and ``hub_cards`` reads through it.
 
 A row reads like its JSON (``row["mean"] is row.mean``, ``"group" in row``), so functions written for the
 plain JSON rows take typed rows too. ``Summary.from_json`` checks the schema version and every row: an
-unknown section, row kind or field is a ``ValueError`` naming it. A new row kind is one dataclass
-decorated with ``@row_kind("<kind>")`` (and, for a new section, its name in ``SECTIONS``).
+unknown row kind or field is a ``ValueError`` naming it. A new row kind is one dataclass with a ``kind``
+field, decorated with ``@row_kind("<kind>", "<section>")``; a new section is also one ``Summary`` field
+(``<section>: list | None = None``: None, and left out of the JSON, in summaries written before it).
 """
 
 from __future__ import annotations
@@ -122,14 +123,15 @@ def _construct(cls: type, payload: Mapping[str, Any]):
         raise ValueError(f"{cls.__name__} {str(exc).split('__init__() ')[-1]}") from None
 
 
-ROW_KINDS: dict[str, type[Record]] = {}
+# kind -> (the summary.json section its rows sit in, its row class)
+ROW_KINDS: dict[str, tuple[str, type[Record]]] = {}
 
 
-def row_kind(kind: str):
-    """Register a row class under its ``kind`` (the value of its ``kind`` field)."""
+def row_kind(kind: str, section: str):
+    """Register a row class under its ``kind`` (the value of its ``kind`` field) in ``section``."""
 
     def register(cls: type[Record]) -> type[Record]:
-        ROW_KINDS[kind] = cls
+        ROW_KINDS[kind] = (section, cls)
         return cls
 
     return register
@@ -191,14 +193,15 @@ ESTIMATE_FIELDS = [
 ]
 
 
-def estimate_row(name: str, doc: str, keys: tuple[str, ...], kind: str | None = None, extra: tuple = ()):
-    """A row class: ``kind`` (when given), the group columns ``keys``, ``ESTIMATE_FIELDS``, then ``extra``
-    fields; registered under its ``kind``."""
-    spec = [("kind", str, field(default=kind))] if kind else []
+def estimate_row(name: str, doc: str, keys: tuple[str, ...], kind: tuple[str, str] | None = None,
+                 extra: tuple = ()):
+    """A row class: ``kind`` (when given as (kind, section); registered there), the group columns
+    ``keys``, ``ESTIMATE_FIELDS``, then ``extra`` fields."""
+    spec = [("kind", str, field(default=kind[0]))] if kind else []
     spec += [(key, Any) for key in keys] + ESTIMATE_FIELDS + list(extra)
     cls = make_dataclass(name, spec, bases=(Record,), frozen=True, kw_only=True,
                          namespace={"__doc__": doc, "__module__": __name__})
-    return row_kind(kind)(cls) if kind else cls
+    return row_kind(*kind)(cls) if kind else cls
 
 
 StructureRow = estimate_row(
@@ -211,13 +214,13 @@ FaithfulnessRow = estimate_row(
     ("config", "split", "method", "score"))
 InterventionAgreementRow = estimate_row(
     "InterventionAgreementRow", "A method's causal agreement on ``interventions`` (higher is better).",
-    ("config", "split", "method", "score"), kind="intervention_agreement")
+    ("config", "split", "method", "score"), kind=("intervention_agreement", "causal"))
 InterventionDropRow = estimate_row(
     "InterventionDropRow", "The model's logit drop or flip rate when one part is intervened on.",
-    ("config", "split", "intervention", "score"), kind="intervention_drop")
+    ("config", "split", "intervention", "score"), kind=("intervention_drop", "causal"))
 
 
-@row_kind("vs_null")
+@row_kind("vs_null", "vs_null")
 @dataclass(frozen=True, kw_only=True)
 class VsNullRow(Record):
     """A CAM method against a null map, paired per image (``harness.vs_null``): mean difference, its CI and
@@ -259,7 +262,7 @@ class MassDropRow(Record):
     mean_drop_timing_control: float | None
 
 
-@row_kind("threshold_iou")
+@row_kind("threshold_iou", "robustness")
 @dataclass(frozen=True, kw_only=True)
 class ThresholdIouRow(Record):
     """A method's mean threshold-IoU with the box at each threshold ``t`` (``harness.faithfulness``)."""
@@ -272,7 +275,7 @@ class ThresholdIouRow(Record):
     iou: list
 
 
-@row_kind("cross_resolution")
+@row_kind("cross_resolution", "robustness")
 @dataclass(frozen=True, kw_only=True)
 class CrossResolutionRow(Record):
     """Mean and std of one score of one method at input side ``image_size``; at a side the model cannot
@@ -296,7 +299,7 @@ class CrossResolutionRow(Record):
         return {k: v for k, v in full.items() if k != "error"}
 
 
-@row_kind("transfer")
+@row_kind("transfer", "robustness")
 @dataclass(frozen=True, kw_only=True)
 class TransferRow(Record):
     """Real-photo transfer gap of one score (``method`` None for accuracy; ``harness.transfer``)."""
@@ -360,42 +363,42 @@ def kind_row(payload: Mapping[str, Any]) -> Record:
     kind = payload.get("kind")
     if kind not in ROW_KINDS:
         raise ValueError(f"unknown row kind {kind!r}; known: {', '.join(ROW_KINDS)}")
-    return ROW_KINDS[kind].from_json(payload)
+    return ROW_KINDS[kind][1].from_json(payload)
 
 
-def _section(default: type[Record] | None, kinds: tuple[type[Record], ...] = ()):
-    """A section's row reader: the class of a row's ``kind`` (one of ``kinds``), else ``default``."""
-    allowed = {k: c for k, c in ROW_KINDS.items() if c in kinds}
-
-    def read(payload: Mapping[str, Any]) -> Record:
-        kind = payload.get("kind")
-        if kind is None and default is not None:
-            return default.from_json(payload)
-        if kind not in allowed:
-            raise ValueError(f"row kind {kind!r} is not one of {', '.join(allowed) or 'none'}")
-        return allowed[kind].from_json(payload)
-
-    return read
-
-
-# section name -> its row reader, in summary.json order
-SECTIONS: dict[str, Any] = {
+# section -> the reader of its rows without a ``kind``
+PLAIN_ROWS: dict[str, Any] = {
     "accuracy": accuracy_row,
-    "structure": _section(StructureRow),
-    "vs_null": _section(None, (VsNullRow,)),
-    "faithfulness": _section(FaithfulnessRow),
-    "causal": _section(MassDropRow, (InterventionAgreementRow, InterventionDropRow)),
-    "robustness": _section(None, (ThresholdIouRow, CrossResolutionRow, TransferRow)),
-    "latency": _section(LatencyRow),
+    "structure": StructureRow.from_json,
+    "faithfulness": FaithfulnessRow.from_json,
+    "causal": MassDropRow.from_json,
+    "latency": LatencyRow.from_json,
 }
-# sections a summary written before they existed lacks
-LATER_SECTIONS = ("settings", "vs_null")
+
+
+def section_row(section: str, payload: Mapping[str, Any]) -> Record:
+    """The typed row of a JSON row of ``section``: by its ``kind`` when it has one (a kind of this
+    section), else the section's plain row."""
+    kind = payload.get("kind")
+    if kind is None and section in PLAIN_ROWS:
+        return PLAIN_ROWS[section](payload)
+    kinds = [k for k, (where, _) in ROW_KINDS.items() if where == section]
+    if kind not in kinds:
+        raise ValueError(f"row kind {kind!r} is not one of {', '.join(map(repr, kinds)) or 'none'}")
+    return kind_row(payload)
+
+
+def sections() -> list[str]:
+    """The summary.json sections of rows, in order."""
+    named = {*PLAIN_ROWS, *(section for section, _ in ROW_KINDS.values())}
+    return [f.name for f in fields(Summary) if f.name in named]
 
 
 @dataclass(kw_only=True)
 class Summary(Record):
-    """One evaluation's summary.json. ``hardware`` and ``settings`` are free-form provenance; ``settings``
-    and ``vs_null`` are None in summaries written before they were recorded."""
+    """One evaluation's summary.json. ``hardware`` and ``settings`` are free-form provenance. A field whose
+    default is None (``settings``, ``vs_null``) is None in summaries written before it was recorded, and
+    is then left out of the JSON."""
 
     schema_version: int = SCHEMA_VERSION
     package_version: str
@@ -415,7 +418,8 @@ class Summary(Record):
     CORE: ClassVar[tuple[str, ...]] = ("package_version", "model", "data", "accuracy", "structure", "latency")
 
     def _pairs(self) -> dict:
-        return {k: v for k, v in super()._pairs().items() if k not in LATER_SECTIONS or v is not None}
+        later = {f.name for f in fields(self) if f.default is None}
+        return {k: v for k, v in super()._pairs().items() if k not in later or v is not None}
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> Summary:
@@ -430,10 +434,10 @@ class Summary(Record):
         values = dict(payload)
         values["model"] = ModelEntry.from_json(payload["model"])
         values["data"] = DataEntry.from_json(payload["data"])
-        for name, read in SECTIONS.items():
+        for name in sections():
             if values.get(name) is not None:
                 try:
-                    values[name] = [read(row) for row in values[name]]
+                    values[name] = [section_row(name, row) for row in values[name]]
                 except ValueError as exc:
                     raise ValueError(f"section {name!r}: {exc}") from None
         return _construct(cls, values)
@@ -448,4 +452,4 @@ class Summary(Record):
 
     def rows(self, cls: type[Record]) -> list:
         """Every row of class ``cls`` in the summary's sections."""
-        return [r for name in SECTIONS for r in (getattr(self, name) or ()) if isinstance(r, cls)]
+        return [r for name in sections() for r in (getattr(self, name) or ()) if isinstance(r, cls)]

@@ -4,17 +4,21 @@ bad summaries are one-line errors naming what is wrong."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import pytest
 from hub_summaries import summary
 
 from cambench_qr.results import (
+    ROW_KINDS,
     SCHEMA_VERSION,
     CrossResolutionRow,
     GroupedAccuracyRow,
+    Record,
     Summary,
     VsNullRow,
     method_label,
+    row_kind,
 )
 
 
@@ -70,3 +74,24 @@ def test_bad_summaries_are_one_line_errors(edit, message):
 def test_method_labels():
     assert [method_label(m) for m in ("gradcampp", "null_uniform", "something")] == [
         "Grad-CAM++", "null: uniform", "something"]
+
+
+def test_a_new_row_kind_is_one_dataclass():
+    @row_kind("probe", "robustness")
+    @dataclass(frozen=True, kw_only=True)
+    class ProbeRow(Record):
+        kind: str = "probe"
+        method: str
+        value: float
+
+    try:
+        payload = summary()
+        payload["robustness"] = [{"kind": "probe", "method": "gradcam", "value": 0.5}]
+        typed = Summary.from_json(payload)
+        assert typed.rows(ProbeRow) == [ProbeRow(method="gradcam", value=0.5)]
+        assert typed.as_json()["robustness"] == payload["robustness"]
+        payload["vs_null"] = payload["robustness"]  # a kind is read only in its own section
+        with pytest.raises(ValueError, match="'vs_null': row kind 'probe' is not one of 'vs_null'"):
+            Summary.from_json(payload)
+    finally:
+        del ROW_KINDS["probe"]

@@ -72,9 +72,11 @@ def as_summary(summary: Summary | dict) -> Summary:
     return summary if isinstance(summary, Summary) else Summary.from_json(summary)
 
 
-def model_index_results(summary: Summary, hub: HubRoot) -> list[EvalResult]:
-    """`EvalResult`s of one evaluation: accuracy per (config, split), and the headline structure scores
-    (mean over valid samples) per CAM method on clean images and per severity of each distortion family."""
+def model_index_results(summary: Summary | dict, hub: HubRoot) -> list[EvalResult]:
+    """`EvalResult`s of one evaluation (a `Summary` or a summary.json's contents): accuracy per (config,
+    split), and the headline structure scores (mean over valid samples) per CAM method on clean images and
+    per severity of each distortion family."""
+    summary = as_summary(summary)
     revision = summary.data.revision
 
     def common(config: str, split: str) -> dict:
@@ -114,8 +116,10 @@ def model_index_results(summary: Summary, hub: HubRoot) -> list[EvalResult]:
     return results
 
 
-def eval_result_entries(summary: Summary, hub: HubRoot, model_repo: str) -> list[EvalResultEntry]:
-    """`.eval_results` entries for the tasks that `eval.yaml` declares (test split, clean severity rows)."""
+def eval_result_entries(summary: Summary | dict, hub: HubRoot, model_repo: str) -> list[EvalResultEntry]:
+    """`.eval_results` entries for the tasks that `eval.yaml` declares (test split, clean severity rows)
+    of one evaluation (a `Summary` or a summary.json's contents)."""
+    summary = as_summary(summary)
     revision = summary.data.revision
     date = summary.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     common = dict(
