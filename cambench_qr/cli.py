@@ -85,7 +85,8 @@ _add_evaluate = _harness_command("evaluate", "score a trained model's CAMs on da
 
 def _add_push(sub) -> None:
     p = sub.add_parser("push", help="upload the local Hub root's repos to the Hugging Face Hub")
-    p.add_argument("--what", default="all", help="dataset, metric, models, leaderboard or all (default all)")
+    p.add_argument("--what", default="all",
+                   help="dataset, metric, models, leaderboard, spaces (leaderboard Space) or all (default)")
     p.add_argument("--user", required=True, help="Hub user or organisation whose local repos are pushed")
     p.add_argument("--hub-root", default="hub", help="local Hub root folder (default ./hub)")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
@@ -119,9 +120,12 @@ def _add_leaderboard(sub) -> None:
 def _run_leaderboard(args: argparse.Namespace) -> int:
     from .hub_cards import HubRoot, build_leaderboard
     from .hub_cards.layout import DEFAULT_USER
+    from .hub_cards.space import write_leaderboard_space
 
-    out = args.out or HubRoot(args.hub_root, args.user or DEFAULT_USER).leaderboard_dir
-    for name, path in build_leaderboard(args.results, out, by_revision=args.by_revision).items():
+    hub = HubRoot(args.hub_root, args.user or DEFAULT_USER)
+    out = args.out or hub.leaderboard_dir
+    written = build_leaderboard(args.results, out, by_revision=args.by_revision)
+    for name, path in {**written, **write_leaderboard_space(hub, out)}.items():
         print(f"{name}: {path}")
     return 0
 

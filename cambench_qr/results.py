@@ -76,6 +76,10 @@ def method_label(method: str) -> str:
     return CAM_LABELS.get(method, method)
 
 
+# every known method (CAMs, then null maps) -> its printed name
+METHOD_LABELS: dict[str, str] = {m: method_label(m) for m in (*CAM_LABELS, *NULL_BASELINES)}
+
+
 # --- rows ---------------------------------------------------------------------------------------------------
 class Record(Mapping):
     """A dataclass that serialises to a JSON object with its fields as keys, in order (``as_json``), reads

@@ -13,8 +13,8 @@ from hub_summaries import summary, write_summary
 
 from cambench_qr.cli import main
 from cambench_qr.hub_cards import build_leaderboard
+from cambench_qr.hub_cards.figures import pareto_front
 from cambench_qr.hub_cards.leaderboard import PARQUET_PATH, collect_rows
-from cambench_qr.hub_cards.plot import FRONT_COLOUR, pareto_front
 from cambench_qr.hub_cards.report import write_report
 from cambench_qr.hub_cards.verdicts import best_nulls
 from cambench_qr.results import StructureRow
@@ -51,7 +51,7 @@ def test_pareto_front_hand_computed():
 def test_leaderboard_table_values(results, tmp_path):
     out = tmp_path / "board"
     written = build_leaderboard(results, out)
-    assert set(written) == {"parquet", "plot", "markdown", "headline", "card"}
+    assert set(written) == {"parquet", "plot", "severity", "mass", "markdown", "headline", "card"}
     rows = pq.read_table(out / PARQUET_PATH).to_pylist()
     # models x (standard: 4 CAMs + 2 null maps; blur: (4 CAMs + 1 null map) x severities 1, 3)
     # + A's paper: 4 CAMs x 2 groups
@@ -90,8 +90,9 @@ def test_leaderboard_table_values(results, tmp_path):
     assert "test_resnet-ft_leakmin" not in front and front.count("test_resnet-zs") == 4
 
     plot = cv2.imdecode(np.frombuffer((out / "leaderboard.png").read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    assert plot.shape == (640, 1000, 3)
-    assert np.all(plot == FRONT_COLOUR, axis=-1).sum() > 100  # the front is drawn
+    assert plot is not None and min(plot.shape[:2]) > 300  # the figures themselves: tests/test_figures.py
+    for stem in ("leaderboard", "leaderboard-severity", "leaderboard-mass"):
+        assert "<svg" in (out / f"{stem}.svg").read_text() and f"({stem}.png)" in text
 
     from datasets import load_dataset
 
@@ -106,7 +107,7 @@ def test_mixed_revisions_are_an_error_unless_kept_apart(tmp_path):
     with pytest.raises(ValueError, match="mix 2 revisions.*--by-revision"):
         collect_rows([old, new])
     written = build_leaderboard([old, new], tmp_path / "board", by_revision=True)
-    assert {"plot-0.1.0-rev-a", "plot-0.2.0-rev-b"} <= set(written)
+    assert {"plot-0.1.0-rev-a", "plot-0.2.0-rev-b", "mass-0.2.0-rev-b"} <= set(written)
     text = (tmp_path / "board" / "leaderboard.md").read_text()
     assert text.count("\n## cambench-qr ") == 2
     section = text.split("## cambench-qr 0.2.0")[1]

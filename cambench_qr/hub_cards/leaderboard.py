@@ -54,7 +54,7 @@ from ..results import (
     method_label,
 )
 from ._io import write_bytes_atomic, write_text_atomic
-from .plot import draw_pareto_plot, pareto_front
+from .figures import pareto_front, write_figures
 from .scores import headline_rows, higher_is_better, is_clean, is_graded, score_label
 from .verdicts import VERDICT_LEGEND, null_comparisons, verdict_cell, verdict_columns
 
@@ -589,22 +589,17 @@ def build_leaderboard(
     headline = ["## Headline", ""]
     for revision in revisions:
         part = [r for r in rows if revision_of(r) == revision]
-        name = "plot" if len(revisions) == 1 else f"plot-{revision.slug()}"
-        png = f"leaderboard-{revision.slug()}.png" if len(revisions) > 1 else "leaderboard.png"
+        suffix = "" if len(revisions) == 1 else f"-{revision.slug()}"
         points = plot_rows(part)
-        if points:
-            written[name] = write_bytes_atomic(
-                out_dir / png, draw_pareto_plot(points, PLOT_SCORE, title=revision.label())
-            )
+        figures = write_figures(points, part, out_dir, f"leaderboard{suffix}", revision.label())
+        written.update({f"{f.name}{suffix}": f.png for f in figures})
         front = {(points[i]["model"], points[i]["method"]) for i in pareto_front(points, PLOT_SCORE)}
         sections += [f"## {revision.label()}", ""]
+        for f in figures:
+            sections += [f"![{f.caption}]({f.png.name})", ""]
         if points:
-            sections += [
-                f"![{score_label(PLOT_SCORE)} vs latency]({png})",
-                "",
-                "Pareto front: " + ", ".join(f"{m} / {method_label(k)}" for m, k in sorted(front)),
-                "",
-            ]
+            names = ", ".join(f"{m} / {method_label(k)}" for m, k in sorted(front))
+            sections += [f"Pareto front: {names}", ""]
         sections.append(markdown_tables(part, [r for r in accuracy if revision_of(r) == revision]))
         headline += [f"### {revision.label()}", ""] if len(revisions) > 1 else []
         headline += [headline_markdown(part), ""]

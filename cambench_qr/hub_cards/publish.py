@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .layout import HubRoot
 
-PUSH_TARGETS = ("dataset", "metric", "models", "leaderboard")
+PUSH_TARGETS = ("dataset", "metric", "models", "leaderboard", "spaces")
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,10 @@ def _targets(hub: HubRoot, what: str) -> list[tuple[str, Path]]:
             targets.append(("space", hub.metric_dir))
         elif name == "models":
             targets += [("model", folder) for folder in hub.model_dirs()]
-        else:
+        elif name == "leaderboard":
             targets.append(("dataset", hub.leaderboard_dir))
+        else:  # "spaces": the leaderboard Space (the metric Space is "metric")
+            targets.append(("space", hub.leaderboard_space_dir))
     return targets
 
 
