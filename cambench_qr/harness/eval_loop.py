@@ -1,5 +1,6 @@
 """The evaluation loop of one config: batches through the CAM engine, per-sample scoring of the QR samples,
-gathering across processes, and the per-sample rows (``per_sample.parquet``'s columns).
+gathering across processes (the per-sample scores in one collective per batch), and the per-sample rows
+(``per_sample.parquet``'s columns).
 
 Per batch one ``CamEngine`` call yields the logits (accuracy) and every CAM method (target: the predicted
 class, as in the paper); the QR samples are scored by ``scoring.score_qr_samples``. Under ``accelerate
@@ -9,6 +10,7 @@ identified by its row number and the run fails if one is missing or duplicated.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -40,11 +42,6 @@ class BatchRecord:
     iou: dict[str, torch.Tensor]
     faithfulness: dict[str, dict[str, torch.Tensor]]
     drops: dict[str, torch.Tensor]
-
-    def map(self, fn: Callable) -> BatchRecord:
-        """The record with ``fn`` applied to its fields (a tensor or nested dicts of tensors; accelerate's
-        gather walks such nesting)."""
-        return BatchRecord(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
 
 
 @dataclass
@@ -79,6 +76,32 @@ def row_meta(rows) -> dict[str, list]:
 def _tree(fn: Callable, value):
     """``fn`` applied to every tensor of a tensor or nested dicts of tensors."""
     return {k: _tree(fn, v) for k, v in value.items()} if isinstance(value, dict) else fn(value)
+
+
+def _leaves(tree: dict, keys: tuple = ()) -> list[tuple[tuple, torch.Tensor]]:
+    """(key path, tensor) of every tensor in nested dicts, in insertion order."""
+    out = []
+    for key, value in tree.items():
+        out += _leaves(value, (*keys, key)) if isinstance(value, dict) else [((*keys, key), value)]
+    return out
+
+
+def _gather_float64(accelerator: Accelerator, tree: dict) -> dict:
+    """``accelerator.gather_for_metrics`` of nested dicts of float64 (B, ...) tensors in one collective:
+    the tensors travel side by side as one (B, width) tensor and come back, on the CPU, under their keys
+    (values unchanged)."""
+    leaves = _leaves(tree)
+    gathered = accelerator.gather_for_metrics(torch.cat([t.reshape(len(t), -1) for _, t in leaves], 1)).cpu()
+    out: dict = {}
+    start = 0
+    for keys, tensor in leaves:
+        width = math.prod(tensor.shape[1:])
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = gathered[:, start:start + width].reshape(-1, *tensor.shape[1:])
+        start += width
+    return out
 
 
 def _scatter(values: torch.Tensor, rows: torch.Tensor, batch: int) -> torch.Tensor:
@@ -128,9 +151,11 @@ def evaluate_config(accelerator: Accelerator, scorer: Scorer, rows, config: str,
                                   torch.isin(qr.index, faithful.to(qr.index.device)), steps, batch_size, seed)
         scored = scored or _empty_scores(names, methods, batch["image"].device)
         per_row = _tree(partial(_scatter, rows=positions, batch=len(batch["index"])), vars(scored))
-        record = BatchRecord(index=batch["index"], label=batch["label"], pred=cams.logits.argmax(1),
-                             logits=cams.logits.detach(), **per_row)
-        records.append(record.map(lambda v: _tree(torch.Tensor.cpu, accelerator.gather_for_metrics(v))))
+        gather = accelerator.gather_for_metrics
+        records.append(BatchRecord(index=gather(batch["index"]).cpu(), label=gather(batch["label"]).cpu(),
+                                   pred=gather(cams.logits.argmax(1)).cpu(),
+                                   logits=gather(cams.logits.detach()).cpu(),
+                                   **_gather_float64(accelerator, per_row)))
     merged = BatchRecord(**{f.name: _concat([getattr(r, f.name) for r in records])
                             for f in fields(BatchRecord)})
     return _config_result(merged, rows, config, split, methods, names, cam_grid)
