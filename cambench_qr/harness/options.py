@@ -25,6 +25,7 @@ from ..limits import (
     check_memory,
     finite_float,
 )
+from ..results import PAPER_METHODS
 from .recipe import DEPTHS, OPTIMIZERS, REGIMES, SCHEDULES
 
 MIN_IMAGE_SIZE = 8
@@ -79,9 +80,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
-PAPER_METHODS = ("layercam", "eigengradcam", "xgradcam")
-
-
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation options of ``cambench-qr evaluate`` and ``python -m cambench_qr.harness.evaluate``."""
     parser.add_argument("--model", required=True, help="model folder (timm Hub layout + training.json)")
@@ -91,10 +89,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated CAM methods (default: {','.join(PAPER_METHODS)})")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="results folder (per_sample.parquet, summary.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     parser.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH_SIZE), default=16,
                         help=f"at most {MAX_BATCH_SIZE} (default 16)")
     parser.add_argument("--image-size", type=bounded_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
-                        help=f"input side, px, {MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE} (default: the trained size)")
+                        help=f"input side, px, {MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE} "
+                             "(default: the training size in the model's training.json)")
     parser.add_argument("--max-samples", type=bounded_int(1, MAX_ROWS),
                         help="evaluate the first N rows of each config")
     parser.add_argument("--faithfulness-samples", type=bounded_int(0, MAX_ROWS), default=64,

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from ..results import HEADLINE_SCORES, METHOD_LABELS, PLOT_SCORE, SCHEMA_VERSION, VERDICT_SCORES
 from ..spaces import LEADERBOARD_APP
 from ._io import write_bytes_atomic, write_text_atomic
 from .layout import HubRoot
-from .leaderboard import PARQUET_PATH, SCHEMA_VERSION
-from .scores import HEADLINE_SCORES, METHOD_LABELS, PLOT_SCORE, higher_is_better, score_label
-from .verdicts import VERDICT_LABELS, VERDICT_LEGEND, VERDICT_SCORES
+from .leaderboard import PARQUET_PATH
+from .scores import higher_is_better, score_label
+from .verdicts import VERDICT_LABELS, VERDICT_LEGEND
 
 # The gradio the Space runs on: the version the browser tests exercise (tests/test_browser.py checks it).
 GRADIO_VERSION = "6.31.0"
