@@ -64,7 +64,8 @@ def test_hub_repo_ids_with_revisions_for_evaluate_train_and_the_api(hub_server, 
     data = str(build_dataset("standard", root / "data", num_train=8, num_test=6, image_size=64, quiet=True))
     assert main(["--quiet", "evaluate", "--model", "alice/vit", "--revision", commits[0], "--data", data,
                  "--methods", "gradcam", "--out", str(root / "eval"), "--batch-size", "3", "--n-boot", "5",
-                 "--faithfulness-samples", "1", "--cross-resolution", "64", "--latency-batch", "0"]) == 0
+                 "--faithfulness-samples", "1", "--cross-resolution", "64", "--latency-batch", "0",
+                 "--image-size", "64"]) == 0
     summary = json.loads((root / "eval" / "summary.json").read_text())["model"]
     assert summary["source"] == {"repo_id": "alice/vit", "revision": commits[0], "commit": commits[0]}
     assert summary["path"] == "alice/vit"
