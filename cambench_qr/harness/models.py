@@ -26,6 +26,7 @@ from .hf_models import (
     save_transformers_model,
     transformers_stage_names,
 )
+from .options import repo_id_like
 from .recipe import DEPTHS
 
 # How many backbone stages train at each depth (the classifier always trains); None = every parameter.
@@ -94,7 +95,7 @@ def resolve_source(source: str | Path, revision: str | None = None) -> tuple[Pat
             raise ValueError(f"--revision {revision} applies to Hub repo ids, not to the folder {source}")
         return path.resolve(), {"path": str(path.resolve())}
     repo_id = str(source).removeprefix("hf-hub:").removeprefix(PREFIX)
-    if repo_id.count("/") != 1 or repo_id.startswith(("/", ".")):
+    if not repo_id_like(repo_id):
         raise ValueError(f"{source} is neither a model folder nor a Hub repo id like user/name")
     from huggingface_hub import snapshot_download
 

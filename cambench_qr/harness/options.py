@@ -120,7 +120,9 @@ def check_arguments(name: str, args: argparse.Namespace) -> None:
     the memory the sizes imply (ValueError naming the argument or file)."""
     check_data_folder(args.data)
     model = args.init_from if name == "train" else args.model
-    if model is not None:
+    hub_model = model is not None and not Path(model).exists() and repo_id_like(
+        model.removeprefix("hf-hub:").removeprefix("transformers:"))
+    if model is not None and not hub_model:  # a Hub repo id is fetched (or refused) by models.load_model
         check_model_folder(Path(model), "--init-from" if name == "train" else "--model")
     sides = [args.image_size or MIN_IMAGE_SIZE]
     if name == "evaluate" and args.cross_resolution:
@@ -147,12 +149,17 @@ def check_data_folder(data: str) -> None:
     if path.is_dir():
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-    repo_id_like = data.count("/") == 1 and not data.startswith((".", "/", "~"))
-    if repo_id_like and not path.exists() and (not offline or _in_hf_cache(data)):
+    hub_id = repo_id_like(data)
+    if hub_id and not path.exists() and (not offline or _in_hf_cache(data)):
         return
     why = "is not a folder" if path.exists() else "does not exist"
-    hub = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline and repo_id_like else ""
+    hub = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline and hub_id else ""
     raise ValueError(f"--data {data}: {why}{hub}")
+
+
+def repo_id_like(text: str) -> bool:
+    """Whether ``text`` reads as a Hub repo id ``owner/name`` rather than a path."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~"))
 
 
 def _in_hf_cache(repo_id: str) -> bool:
