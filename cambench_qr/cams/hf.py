@@ -72,7 +72,8 @@ def check_image_classifier(model: nn.Module) -> None:
                          "classifier (an AutoModelForImageClassification class); CAMs need class logits")
 
 
-def _pair(value: int | list | tuple) -> tuple[int, int]:
+def as_pair(value: int | list | tuple) -> tuple[int, int]:
+    """A config size (an int, or a [height, width] pair) as ``(height, width)``."""
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
@@ -81,7 +82,7 @@ def forward_kwargs(model: nn.Module, image_hw: tuple[int, int]) -> dict:
     model's forward takes that argument; ``{}`` otherwise."""
     inner = unwrap(model)
     size = getattr(inner.config, "image_size", None)
-    if size is None or tuple(image_hw) == _pair(size):
+    if size is None or tuple(image_hw) == as_pair(size):
         return {}
     takes = "interpolate_pos_encoding" in inspect.signature(type(inner).forward).parameters
     return {"interpolate_pos_encoding": True} if takes else {}
@@ -112,7 +113,7 @@ def num_prefix_tokens(config) -> int:
 
 def patch_token_grid(config) -> GridFn:
     """Grid function of a ViT-like model: drop the prefix tokens, reshape to ``(H // p, W // p)``."""
-    ph, pw = _pair(config.patch_size)
+    ph, pw = as_pair(config.patch_size)
     prefix = num_prefix_tokens(config)
 
     def to_grid(output: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
@@ -123,7 +124,7 @@ def patch_token_grid(config) -> GridFn:
 
 def swin_grid_size(config, image_hw: tuple[int, int]) -> tuple[int, int]:
     """The last Swin stage's grid: ``ceil(H / p)`` halved (rounding up) ``len(depths) - 1`` times."""
-    ph, pw = _pair(config.patch_size)
+    ph, pw = as_pair(config.patch_size)
     h, w = math.ceil(image_hw[0] / ph), math.ceil(image_hw[1] / pw)
     for _ in range(len(config.depths) - 1):
         h, w = math.ceil(h / 2), math.ceil(w / 2)

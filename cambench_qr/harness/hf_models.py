@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..cams.hf import check_image_classifier, forward_kwargs, logits_of, num_prefix_tokens
+from ..cams.hf import as_pair, check_image_classifier, forward_kwargs, logits_of, num_prefix_tokens
 from ..parts import LABEL_NAMES
 
 PREFIX = "transformers:"
@@ -61,7 +61,7 @@ def adapt(model: nn.Module, source: str, processor: dict) -> nn.Module:
     check_image_classifier(model)
     size = processor.get("size") or {}
     side = size.get("height") or size.get("shortest_edge") or getattr(model.config, "image_size", 224)
-    side = side if isinstance(side, int) else side[0]
+    side = as_pair(side)[0]
     base = model.base_model_prefix
     heads = [n for n, child in model.named_children() if n != base and any(True for _ in child.parameters())]
     model.pretrained_cfg = {
@@ -153,8 +153,8 @@ def at_image_size(model: nn.Module, side: int) -> nn.Module:
         print(f"note: {type(model).__name__} is saved at its config's image size; pass "
               f"interpolate_pos_encoding=True to run it at {side} px", file=sys.stderr)
         return model
-    patch = model.config.patch_size
-    tokens = (side // patch) ** 2 if isinstance(patch, int) else (side // patch[0]) * (side // patch[1])
+    ph, pw = as_pair(model.config.patch_size)
+    tokens = (side // ph) * (side // pw)
     with torch.no_grad():
         dummy = torch.zeros(1, num_prefix_tokens(model.config) + tokens, position.shape[-1])
         resized = embeddings.interpolate_pos_encoding(dummy, side, side)
