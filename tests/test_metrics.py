@@ -534,3 +534,15 @@ def test_chunk_threads_run_torch_serially_and_the_callers_setting_is_restored():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_list_of_maps_of_different_sizes_is_a_clear_error():
+    """It failed with "only integer tensors of a single element can be converted to an index"."""
+    sal = [np.ones((8, 8), np.float32), np.ones((4, 4), np.float32)]
+    parts = [np.full((8, 8), 2, np.uint8), np.full((4, 4), 2, np.uint8)]
+    with pytest.raises(ValueError, match="^parts maps differ in size: map 0 is 8x8, map 1 is 4x4; "):
+        structure_scores(sal, parts)
+    with pytest.raises(ValueError, match="^saliency maps differ in size: map 0 is 8x8, map 1 is 4x4; "):
+        structure_scores(sal, [parts[0], parts[0]])
+    same = structure_scores([sal[0], sal[0]], [parts[0], parts[0]])  # a list of one size is a batch
+    assert same["fmr"].tolist() == [1.0, 1.0]

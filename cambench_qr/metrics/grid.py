@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cambench_qr.metrics.prepared import REGION_NAMES, check_parts
-from cambench_qr.metrics.scores import _nan_where, _scored_map, check_saliency
+from cambench_qr.metrics.inputs import check_parts, check_saliency
+from cambench_qr.metrics.prepared import REGION_NAMES
+from cambench_qr.metrics.scores import _nan_where, _scored_map
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cambench_qr.metrics.inputs import check_options
 from cambench_qr.parts import FINDER, REGIONS, SEPARATOR, TIMING
 
-MASK_MODES = ("standard", "paper")
 BOX_IDS = REGIONS["box"]
 if BOX_IDS != tuple(range(BOX_IDS[0], BOX_IDS[-1] + 1)):
     raise ImportError("region_masks assumes the box part ids are contiguous; parts.REGIONS changed")
@@ -64,8 +64,7 @@ def region_masks(parts: torch.Tensor, mask_mode: str = "standard",
 
     ``structure = finder | timing`` and ``outside = ~box`` in both modes; only the timing mask differs
     (see the module docstring)."""
-    if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    check_options(mask_mode=mask_mode)
     finder = parts == FINDER
     timing = parts == TIMING if mask_mode == "standard" else paper_timing_mask(parts, module_px)
     box = (parts >= BOX_IDS[0]) & (parts <= BOX_IDS[-1])

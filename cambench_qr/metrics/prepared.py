@@ -15,44 +15,12 @@ import torch
 from cambench_qr.metrics import _rows, cpu_kernels
 from cambench_qr.metrics._rows import Scratch
 from cambench_qr.metrics.edt import distance_to_labels
-from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
+from cambench_qr.metrics.inputs import check_module_px, check_options, check_parts
+from cambench_qr.metrics.masks import paper_timing_mask
 from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
 
 REGION_NAMES = ("finder", "timing", "structure", "box", "outside")
 POINTING_REGIONS = ("finder", "box")
-
-
-def check_parts(parts, device: torch.device | None = None) -> torch.Tensor:
-    """(B, H, W) uint8 part ids, or a ValueError naming the first sample with an id outside 0..9."""
-    prt = torch.as_tensor(parts, device=device)
-    if prt.ndim != 3:
-        raise ValueError(f"parts must be (B, H, W), got shape {tuple(prt.shape)}")
-    if prt.shape[0] == 0 or prt.shape[1] == 0 or prt.shape[2] == 0:
-        raise ValueError(f"parts must hold at least one map of at least one pixel, got {tuple(prt.shape)}")
-    if prt.is_floating_point() or prt.is_complex() or prt.dtype == torch.bool:
-        raise ValueError(f"parts must be an integer tensor of part ids 0..{NUM_PARTS - 1}, got {prt.dtype}")
-    flat = prt.flatten(1)
-    highest = flat.amax(1)
-    lowest = flat.amin(1) if prt.dtype.is_signed else torch.zeros_like(highest)
-    bad = (lowest < 0) | (highest >= NUM_PARTS)
-    if bad.any():
-        i = int(bad.nonzero()[0])
-        wrong = int(lowest[i]) if lowest[i] < 0 else int(highest[i])
-        raise ValueError(f"parts sample {i} holds id {wrong}; part ids are 0..{NUM_PARTS - 1}")
-    return prt.to(torch.uint8).contiguous()
-
-
-def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
-    """(B,) float64 module pitches from None, one number or one per sample; NaN means unknown."""
-    if module_px is None:
-        return torch.full((batch,), float("nan"), dtype=torch.float64, device=device)
-    px = torch.as_tensor(module_px, dtype=torch.float64, device=device).reshape(-1)
-    if px.numel() == 1:
-        px = px.expand(batch)
-    if px.numel() != batch or not bool((torch.isnan(px) | (torch.isfinite(px) & (px > 0))).all()):
-        raise ValueError(f"module_px must be one positive number or {batch} positive numbers (one per "
-                         f"sample; NaN where unknown), got {module_px!r}")
-    return px
 
 
 # Pixel class of each part id in standard mode: [in box] + [in structure] + [in finder]. Four disjoint
@@ -157,10 +125,7 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
 def check_prepare_args(parts, mask_mode: str, module_px, pointing_tolerance: float
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(parts, module_px)`` checked (``check_parts``, ``check_module_px``), or a ValueError."""
-    if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
-    if not pointing_tolerance >= 0:
-        raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
+    check_options(mask_mode=mask_mode, pointing_tolerance=pointing_tolerance)
     prt = check_parts(parts)
     return prt, check_module_px(module_px, prt.shape[0], prt.device)
 

@@ -17,6 +17,7 @@ import torch
 from cambench_qr.metrics import _rows, cpu_kernels
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.cpu_kernels import KEY_OFFSET
+from cambench_qr.metrics.inputs import check_options, check_saliency
 from cambench_qr.metrics.prepared import (
     MIN_CLASS,
     POINTING_REGIONS,
@@ -28,7 +29,6 @@ from cambench_qr.metrics.prepared import (
 )
 from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
 
-NORMALIZATIONS = ("sum", "minmax")
 CHUNK_ROWS = 128  # most maps per chunk: chunks run on torch.get_num_threads() threads, memory stays bounded
 AUC_QUANTILES = torch.linspace(0.0, 0.99, 31, dtype=torch.float64)  # the paper's 31 thresholds
 
@@ -71,8 +71,7 @@ def _scored_map(flat: torch.Tensor, normalize: str, signed: bool, first_index: i
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(w, w_max)``: the scored map (B, n) and its row maxima; a ValueError names a bad sample (rows
     are numbered from ``first_index``)."""
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    check_options(normalize=normalize, signed=signed)
     if _rows.numpy_kernels(flat.device) and not flat.requires_grad:  # both propagate NaN; numpy's are faster
         lo, hi = torch.from_numpy(flat.numpy().min(1)), torch.from_numpy(flat.numpy().max(1))
     else:
@@ -105,10 +104,8 @@ def normalized_mass(saliency, normalize: str = "sum", signed: bool = False
     samples where it exists. ``w = S`` (``signed=False``: a negative value is an error) or ``ReLU(S)``
     (``signed=True``), then ``(w - min) / (max - min)`` for ``normalize="minmax"`` (the paper's scaling).
     A map with zero total mass (all zero, or constant under min-max) is invalid: its scores are NaN."""
-    sal = torch.as_tensor(saliency)
-    if not sal.is_floating_point():
-        raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
-    w, _ = _scored_map(sal.flatten(1).float(), normalize, signed)
+    sal = check_saliency(saliency)
+    w, _ = _scored_map(sal.flatten(1), normalize, signed)
     total = w.sum(1, dtype=torch.float64)
     valid = total > 0
     p = w / torch.where(valid, total, 1).float()[:, None]
@@ -379,17 +376,6 @@ def _torch_rank_stats(ranked: _Ranked, top_k: torch.Tensor) -> _RankStats:
                       {r: ranked.mixed_run_pairs(MIN_CLASS[r]) for r in _ROC_REGIONS})
 
 
-def check_saliency(saliency, shape: torch.Size | None = None) -> torch.Tensor:
-    """(B, H, W) float32 saliency (detached), or a ValueError; ``shape`` is the part maps' shape."""
-    sal = torch.as_tensor(saliency).detach()
-    if sal.ndim != 3 or (shape is not None and sal.shape != shape):
-        raise ValueError(f"saliency and parts must both be (B, H, W) of one shape; got saliency "
-                         f"{tuple(sal.shape)} and parts {tuple(shape) if shape is not None else None}")
-    if not sal.is_floating_point():
-        raise ValueError(f"saliency must be a float tensor, got {sal.dtype}")
-    return sal.float().contiguous()
-
-
 def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
                      mask_mode: str | None = None, signed: bool = False,
                      pointing_tolerance: float | None = None) -> dict[str, torch.Tensor]:
@@ -417,6 +403,9 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     accuracy give the expected value under a uniformly random tie break, ROC-AUC counts a tie as one
     half (as sklearn does).
     """
+    check_options(normalize=normalize, signed=signed,
+                  mask_mode="standard" if mask_mode is None else mask_mode,
+                  pointing_tolerance=0.0 if pointing_tolerance is None else pointing_tolerance)
     if isinstance(parts, PreparedParts):
         given = {"module_px": module_px, "mask_mode": mask_mode, "pointing_tolerance": pointing_tolerance}
         if any(v is not None for v in given.values()):
@@ -424,7 +413,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
                              f"not with prepared parts")
         prepared, shape, device = parts, parts.shape, parts.pixel_class.device
     else:  # validated whole (errors name the sample), prepared chunk by chunk beside the scoring
-        mask_mode, pointing_tolerance = mask_mode or "standard", pointing_tolerance or 0.0
+        mask_mode = "standard" if mask_mode is None else mask_mode
+        pointing_tolerance = 0.0 if pointing_tolerance is None else pointing_tolerance
         prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
         prepared, shape, device = None, prt.shape, prt.device
     sal = check_saliency(saliency, shape)
