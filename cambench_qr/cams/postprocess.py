@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cambench_qr.metrics.formulas import sum_normalize
+from cambench_qr.maps import sum_normalize
 
 NORMALIZE_MODES = ("sum", "minmax")
 POSTPROCESS_MODES = ("pytorch-grad-cam", *NORMALIZE_MODES)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..cams import upsample
+from ..maps import sum_normalize
 from ..metrics import region_masks
-from ..metrics.formulas import sum_normalize
 
 
 def leak_penalty(cams: torch.Tensor, parts: torch.Tensor, leak_lambda: float,

@@ -10,9 +10,10 @@ package: ``evaluate.load(EVALUATE_MODULE)`` works offline.
 
 from pathlib import Path
 
+from cambench_qr.maps import sum_normalize
 from cambench_qr.metrics.aggregate import aggregate, bootstrap_mean_ci
 from cambench_qr.metrics.edt import distance_to
-from cambench_qr.metrics.formulas import SCORE_NAMES, SCORES, sum_normalize
+from cambench_qr.metrics.formulas import SCORE_NAMES, SCORES
 from cambench_qr.metrics.grid import area_average_parts, grid_scores
 from cambench_qr.metrics.masks import paper_timing_mask, region_masks
 from cambench_qr.metrics.prepared import PreparedParts, prepare_parts

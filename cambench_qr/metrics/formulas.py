@@ -50,13 +50,6 @@ def nan_where(x: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
     return torch.where(invalid, torch.full_like(x, float("nan")), x)
 
 
-def sum_normalize(maps: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """"ReLU then sum": ``p = ReLU(x) / (sum ReLU(x) + eps)`` per (H, W) map of (B, H, W) maps, a mass
-    distribution (differentiable). With ``eps = 0`` an all-zero map comes out NaN (0 / 0)."""
-    x = maps.clamp(min=0)
-    return x / (x.sum(dim=(-2, -1), keepdim=True) + eps)
-
-
 def mass_scores(part_mass: torch.Tensor, part_area: torch.Tensor, region_mass: dict[str, torch.Tensor],
                 region_area: dict[str, torch.Tensor], empty: dict[str, torch.Tensor]
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

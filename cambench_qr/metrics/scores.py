@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from cambench_qr.maps import sum_normalize
 from cambench_qr.metrics import _rows, backends, formulas
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.backends.contract import block_length
@@ -64,7 +65,7 @@ def normalized_mass(saliency, normalize: str = "sum", signed: bool = False
     A map with zero total mass (all zero, or constant under min-max) is invalid: its ``p`` is NaN."""
     sal = check_saliency(saliency)
     w, _ = _scored_map(sal.flatten(1), normalize, signed)
-    return formulas.sum_normalize(w.view(sal.shape)), w.sum(1, dtype=torch.float64) > 0
+    return sum_normalize(w.view(sal.shape)), w.sum(1, dtype=torch.float64) > 0
 
 
 def _unit_scale(w: torch.Tensor, w_max: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
