@@ -20,8 +20,9 @@ ROC-AUC, lift over area, and the chance value (uniform map) of every score.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    saliency: (B, H, W) tensor/array or a list of (H, W) maps; non-negative unless signed=True.
-    parts: part-label maps of the same shapes (uint8 ids 0..9; PIL images from the dataset work).
+    saliency: (B, H, W) tensor/array or a list of (H, W) maps of any sizes, float16, bfloat16, float32 or
+        float64 values; non-negative unless signed=True. Integer and bool maps are refused.
+    parts: part-label maps of the same shapes (integer ids 0..9; PIL images from the dataset work).
     module_px: module pitch in pixels, one number or one per map (gives dts_modules).
     normalize: "sum" (default: p = w / sum w) or "minmax" (the paper's scaling).
     mask_mode: "standard" (default) or "paper" (the paper's timing mask).
