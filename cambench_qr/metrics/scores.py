@@ -94,7 +94,8 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     """All structure scores of a batch, each a (B,) float64 tensor on the inputs' device.
 
     Args:
-        saliency: (B, H, W) float maps (tensor or array), non-negative unless ``signed=True``.
+        saliency: (B, H, W) float maps (float16/bfloat16/float32/float64 tensor or array, or a list of
+            (H, W) maps of one size; see ``metrics.inputs``), non-negative unless ``signed=True``.
         parts: (B, H, W) integer part-label maps (ids 0..9, ``cambench_qr.parts``), same shape; or a
             ``PreparedParts`` from ``prepare_parts`` (then module_px, mask_mode and
             pointing_tolerance were given to ``prepare_parts`` and must not be given here).
