@@ -235,5 +235,5 @@ def test_fuzz_inputs_get_a_clear_error_or_a_flagged_result(capsys):
         print(f"\nfuzz: {len(CASES)} inputs x {len(ENTRIES)} entry points = {total} calls")
         for (entry, outcome), count in sorted(counts.items()):
             print(f"  {entry:17s} {outcome:8s} {count}")
-    assert total == len(CASES) * len(ENTRIES)
-    assert all(math.isfinite(count) for count in counts.values())
+    outcomes = {outcome for _, outcome in counts}
+    assert outcomes == {"error", "result", "flagged"}, f"the inputs reach only {outcomes}"
