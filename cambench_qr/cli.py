@@ -1,6 +1,8 @@
 """`cambench-qr ...`: a thin command line over the rooms. Each subcommand parses, calls one room, reports.
 
-Errors a user can fix (bad config, bad path, bad option) end as one line on stderr and exit status 2.
+Errors a user can fix (bad config, bad path, bad option, a full disk, a corrupt file) end as one line on
+stderr naming the argument or file at fault, with exit status 2 (``errors.run_command``). Size-like options
+are bounded by the maxima of ``limits``.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ import importlib
 import sys
 
 from . import __version__
-
-
-class UsageError(Exception):
-    """A problem with the user's input; printed as one line, exit status 2."""
+from .errors import OneLineParser, UsageError, parse_arguments, run_command
+from .limits import MAX_IMAGE_SIZE, MAX_ROWS, MAX_SEED, bounded_int
 
 
 def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build a dataset config into a Hub-layout folder")
     p.add_argument("--config", required=True, help="config name, e.g. standard, paper, blur")
     p.add_argument("--out", required=True, help="dataset folder; configs already in it are kept")
-    p.add_argument("--num-train", type=int, default=None,
-                   help="train rows (default 1200; 0 for the test-only configs interventions and real)")
-    p.add_argument("--num-test", type=int, default=600, help="test rows (default 600)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--image-size", type=int, default=None, help="canvas side, px (default: the config's)")
+    p.add_argument("--num-train", type=bounded_int(0, MAX_ROWS), default=None,
+                   help=f"train rows, at most {MAX_ROWS} (default 1200; 0 for the test-only configs "
+                        f"interventions and real)")
+    p.add_argument("--num-test", type=bounded_int(0, MAX_ROWS), default=600,
+                   help=f"test rows, at most {MAX_ROWS} (default 600)")
+    p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0, help="base seed (default 0)")
+    p.add_argument("--num-proc", type=bounded_int(1, 1 << 16), default=1,
+                   help="worker processes (default 1; capped at the CPU count)")
+    p.add_argument("--image-size", type=bounded_int(64, MAX_IMAGE_SIZE), default=None,
+                   help=f"canvas side, px, 64-{MAX_IMAGE_SIZE} (default: the config's)")
     p.add_argument("--push", metavar="REPO_ID", default=None, help="also upload DIR to this Hub dataset repo")
     p.add_argument("--photos", default=None, help="config real: folder of photos with manifest.csv")
     p.set_defaults(handler=_run_build)
@@ -70,6 +74,9 @@ def _harness_command(name: str, help_text: str, done: str):
         p.set_defaults(handler=run)
 
     def run(args: argparse.Namespace) -> int:
+        from .harness.options import check_arguments
+
+        check_arguments(name, args)
         module = importlib.import_module(f"{__package__}.harness.{name}")
         print(f"{done} {module.run_from_args(args)}")
         return 0
@@ -85,7 +92,8 @@ _add_evaluate = _harness_command("evaluate", "score a trained model's CAMs on da
 
 def _add_push(sub) -> None:
     p = sub.add_parser("push", help="upload the local Hub root's repos to the Hugging Face Hub")
-    p.add_argument("--what", default="all", help="dataset, metric, models, leaderboard or all (default all)")
+    p.add_argument("--what", default="all",
+                   help="dataset, metric, models, leaderboard, spaces (leaderboard Space) or all (default)")
     p.add_argument("--user", required=True, help="Hub user or organisation whose local repos are pushed")
     p.add_argument("--hub-root", default="hub", help="local Hub root folder (default ./hub)")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
@@ -119,9 +127,12 @@ def _add_leaderboard(sub) -> None:
 def _run_leaderboard(args: argparse.Namespace) -> int:
     from .hub_cards import HubRoot, build_leaderboard
     from .hub_cards.layout import DEFAULT_USER
+    from .hub_cards.space import write_leaderboard_space
 
-    out = args.out or HubRoot(args.hub_root, args.user or DEFAULT_USER).leaderboard_dir
-    for name, path in build_leaderboard(args.results, out, by_revision=args.by_revision).items():
+    hub = HubRoot(args.hub_root, args.user or DEFAULT_USER)
+    out = args.out or hub.leaderboard_dir
+    written = build_leaderboard(args.results, out, by_revision=args.by_revision)
+    for name, path in {**written, **write_leaderboard_space(hub, out)}.items():
         print(f"{name}: {path}")
     return 0
 
@@ -157,7 +168,7 @@ COMMANDS: tuple = (_add_build, _add_train, _add_evaluate, _add_push, _add_leader
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cambench-qr", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="cambench-qr", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cambench-qr {__version__}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,16 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.quiet:  # the rooms honour `quiet`; this silences the bars `datasets` draws itself
         import datasets
 
         datasets.disable_progress_bars()
-    try:
-        return int(args.handler(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
-        print(f"cambench-qr {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(f"cambench-qr {args.command}", args, args.handler)
 
 
 if __name__ == "__main__":

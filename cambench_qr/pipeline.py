@@ -9,7 +9,8 @@ with the same settings:
 3. per backbone, train the preset's runs in order (a run with `init_from` starts from that run's model)
    into the model repo folders, and evaluate each model into `<work>/eval/<model>` (summary.json,
    per_sample.parquet);
-4. write the model cards, the leaderboard repo, one overlay gallery per model and `<report>/index.md`.
+4. write the model cards, the leaderboard repo with its figures, one overlay gallery per model (into the
+   leaderboard repo too), the leaderboard Space folder and `<report>/index.md` + `index.html`.
 
 A step's stamp (`<work>/stamps/<step>.json`) holds a key: the sha256 of the step's settings, the keys of
 the steps it depends on, the seed and the package version. Changing any of them redoes the step and every
@@ -35,6 +36,7 @@ from .hub_cards import HubRoot, build_leaderboard, write_eval_yaml, write_metric
 from .hub_cards._io import write_text_atomic
 from .hub_cards.layout import DEFAULT_USER
 from .hub_cards.report import draw_gallery, png_bytes, write_report
+from .hub_cards.space import write_galleries, write_leaderboard_space
 
 # The main job also shows the paper config (the authors' generator at its native sizes), test rows only,
 # next to whatever the preset builds.
@@ -109,7 +111,8 @@ class RunResult:
         for model_dir in self.models.values():
             paths += [model_dir, model_dir / "README.md", model_dir / ".eval_results" / "cambench-qr.yaml"]
         paths += [p / "summary.json" for p in self.evaluations.values()]
-        paths += [*self.leaderboard.values(), self.report, *self.galleries]
+        paths += [*self.leaderboard.values(), self.report, self.report.with_name("index.html")]
+        paths += self.galleries
         return [str(p) for p in paths]
 
 
@@ -239,6 +242,8 @@ def run(
     galleries = {
         name: _gallery(model_dir, data, spec.image_size, methods) for name, model_dir in models.items()
     }
+    write_galleries(hub.leaderboard_dir, galleries)
+    leaderboard.update(write_leaderboard_space(hub))
     report_dir = Path(report_dir)
     result = RunResult(
         hub,

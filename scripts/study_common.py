@@ -36,7 +36,7 @@ from cambench_qr.hub_cards.layout import DEFAULT_USER
 from cambench_qr.pipeline import run
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTOS = REPO.parent / "shared" / "realqr"
+DEFAULT_PHOTOS = REPO / "assets" / "realqr"
 METHODS = ("gradcam", *PAPER_METHODS)
 PRESET = PRESETS["quick"]
 SCRATCH = next(r for r in PRESET.runs if r.regime == "scratch")

@@ -1,5 +1,5 @@
 """Study (a): real-world transfer. Do models trained on the synthetic ``standard`` config, and their CAMs,
-carry over to real photographs (the ``real`` config, built from shared/realqr)?
+carry over to real photographs (the ``real`` config, built from assets/realqr)?
 
 Every model of ``make run`` (each quick-preset backbone trained from random init on ``standard``, and
 FT-LeakMin lambda 0.25 from it), evaluated on the run's ``standard`` test rows and on ``real``. Reported
@@ -10,7 +10,7 @@ BL / DtS (lower is better) with bootstrap 95% CIs on both configs, plus the gap 
 (``harness.transfer``). The uniform null map's scores are the chance level of each config.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/study_transfer.py [--hub hub] [--num-test 400]
-        [--photos ../shared/realqr]
+        [--photos assets/realqr]
 """
 
 from __future__ import annotations

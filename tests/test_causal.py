@@ -175,7 +175,11 @@ def test_leaderboard_shows_causal_agreement_and_transfer(tmp_path):
     s["accuracy"] += [{"config": "real", "split": "test", "n": 127, "value": 0.6},
                       {"config": "interventions", "split": "test", "n": 60, "value": 0.7}]
     s["causal"] = [
-        {"config": "standard", "split": "test", "method": "gradcam", "rho_fmr_drop_finder": 0.1},  # occlusion
+        {"config": "standard", "split": "test", "method": "gradcam",  # occlusion (harness.causal)
+         **{f"{k}_{part}": v for part in ("finder", "timing") for k, v in (("n", 10), ("mean_drop", 0.2),)},
+         **{f"mean_drop_{part}_control": 0.1 for part in ("finder", "timing")},
+         **{f"{k}_{mass}_drop_{part}": 0.1 for mass, part in (("fmr", "finder"), ("tmr", "timing"))
+            for k in ("rho", "p")}},
         {"kind": "intervention_agreement", "config": "interventions", "split": "test", "method": "gradcam",
          "score": "causal_agreement", "n": 10, "n_invalid": 0, "mean": 0.42, "std": 0.1, "ci_low": 0.3,
          "ci_high": 0.5},

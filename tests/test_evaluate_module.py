@@ -75,25 +75,21 @@ def test_add_batch_with_pil_parts_and_mixed_sizes(metric):
         metric.compute(saliency=[np.full((3, 3), np.nan, np.float32)], parts=[np.zeros((3, 3), np.uint8)])
 
 
-def test_space_app_scores_uploaded_images(monkeypatch):
-    """app.py (the Space demo) run against a stand-in `gradio` (not a dependency): its interface is built
-    on ``score``, which gives the core's numbers for an uploaded pair (a saliency image of another size
-    is resized to the part map) and turns bad input into a ``gr.Error``."""
+def test_space_app_scores_uploaded_images():
+    """app.py (the Space demo) with the real gradio: its interface is built on ``score``, which gives the
+    core's numbers for an uploaded pair and turns bad input (nothing uploaded, a part map of another size
+    than the saliency map, part ids above 9) into a one-line ``gr.Error``. In a browser:
+    tests/test_browser.py."""
     import importlib.util
-    import sys
-    import types
+    import os
 
-    built = {}
-    gradio = types.ModuleType("gradio")
-    gradio.Error = type("Error", (Exception,), {})
-    gradio.Interface = lambda **kwargs: built.update(kwargs) or types.SimpleNamespace(launch=None)
-    for widget in ("Image", "Number", "Radio", "Dataframe"):
-        setattr(gradio, widget, lambda *args, **kwargs: (args, kwargs))
-    monkeypatch.setitem(sys.modules, "gradio", gradio)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import gradio as gr
+
     spec = importlib.util.spec_from_file_location("cambench_structure_app", MODULE / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    assert built["fn"] is app.score and len(built["inputs"]) == 5
+    assert isinstance(app.demo, gr.Interface) and app.demo.fn is app.score
 
     parts = np.kron(PARTS_4[0], np.ones((4, 4), np.uint8))
     saliency = np.kron(SAL_4[0], np.ones((4, 4), np.float32)) * 60
@@ -106,13 +102,12 @@ def test_space_app_scores_uploaded_images(monkeypatch):
             assert value == pytest.approx(core[name], abs=1e-4, nan_ok=True), name
             assert chance == pytest.approx(core[f"chance_{name}"], abs=1e-4, nan_ok=True), name
         assert math.isnan(rows[app.HEADLINE.index("dts_modules")][1]) == (pitch == 0)
-    half = upload.resize((8, 8), Image.NEAREST)
-    resized = np.asarray(half.resize((16, 16), Image.BILINEAR), np.float32)  # what app.py does to it
-    expected = metrics.summarize(resized[None], parts[None])["fmr"]
-    assert app.score(half, part_image, 0, "sum", "standard")[0] == ["fmr", round(expected, 4), 0.25]
-    with pytest.raises(gradio.Error, match="upload"):
+    assert app.score(upload, part_image, 0, "sum", "standard")[0] == ["fmr", 0.25, 0.25]  # the card's example
+    with pytest.raises(gr.Error, match="upload"):
         app.score(None, part_image, 0, "sum", "standard")
-    with pytest.raises(gradio.Error, match="parts sample 0 holds id 18"):
+    with pytest.raises(gr.Error, match="the part map is 16x16 px but the saliency map is 8x8 px"):
+        app.score(upload.resize((8, 8), Image.NEAREST), part_image, 0, "sum", "standard")
+    with pytest.raises(gr.Error, match="the part map holds id 18: part ids are 0..9"):
         app.score(upload, Image.fromarray(parts + 10), 0, "sum", "standard")
 
 

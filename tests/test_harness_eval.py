@@ -21,12 +21,12 @@ import torch
 from cambench_qr.cams import CamEngine
 from cambench_qr.dataset_builder.build import build_dataset
 from cambench_qr.harness.accuracy import version_band
-from cambench_qr.harness.baselines import NULL_BASELINES
 from cambench_qr.harness.evaluate import evaluate
+from cambench_qr.harness.evaluate import main as evaluate_main
 from cambench_qr.harness.faithfulness import control_mask, insertion_deletion, threshold_iou
 from cambench_qr.harness.models import load_checkpoint
 from cambench_qr.harness.train import train
-from cambench_qr.harness.vs_null import VS_NULL_SCORES
+from cambench_qr.results import NULL_BASELINES, VS_NULL_SCORES, Summary
 
 METHODS = ("layercam", "xgradcam")
 EVAL = {"methods": METHODS, "batch_size": 4, "n_boot": 20, "faithfulness_samples": 2,
@@ -89,6 +89,7 @@ def test_uniform_baseline_scores_its_chance_values(results):
 def test_summary_has_the_contract_sections(results, model):
     summary = json.loads((results / "summary.json").read_text())
     assert summary["schema_version"] == 1
+    assert json.dumps(Summary.from_json(summary).as_json()) == json.dumps(summary)  # typed, key for key
     assert {"package_version", "created", "model", "data", "hardware", "accuracy", "structure",
             "faithfulness", "causal", "robustness", "latency"} <= set(summary)
     assert summary["model"]["regime"] == "zs" and summary["model"]["path"] == str(model.resolve())
@@ -293,3 +294,35 @@ def test_two_processes_train_and_evaluate_every_sample_once(model, data, results
         for score in ("fmr", "bl", "drop_finder", "drop_timing_control", "insertion_auc"):
             a, b = single[score][i], distributed[score][j]
             assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, rel=1e-4, abs=1e-6), score
+
+
+FAST = {**EVAL, "configs": ("standard",), "max_samples": 6, "cross_resolution": (), "latency_batch": 0}
+
+
+def test_results_are_never_overwritten_unless_asked(model, data, tmp_path, capsys):
+    out = evaluate(model=model, data=data, out=tmp_path / "res", **FAST)
+    before = (out / "summary.json").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds results.*--overwrite"):
+        evaluate(model=model, data=data, out=out, **FAST)
+    args = ["--model", str(model), "--data", data, "--out", str(out), "--max-samples", "6",
+            "--cross-resolution", "", "--latency-batch", "0", "--n-boot", "20", "--quiet"]
+    assert evaluate_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--overwrite" in err
+    assert (out / "summary.json").read_bytes() == before
+    evaluate(model=model, data=data, out=out, overwrite=True, **{**FAST, "seed": 1})
+    assert json.loads((out / "summary.json").read_text())["settings"]["seed"] == 1
+
+
+def test_a_model_without_training_json_needs_the_input_size(model, data, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((model / name).read_bytes())
+    net, _ = load_checkpoint(bare)
+    assert net.pretrained_cfg["input_size"][-1] != 64  # timm's default, not the trained 64 px
+    with pytest.raises(ValueError, match="no training.json.*--image-size"):
+        evaluate(model=bare, data=data, out=tmp_path / "a", **FAST)
+    assert not (tmp_path / "a").exists()
+    out = evaluate(model=bare, data=data, out=tmp_path / "b", image_size=64, **FAST)
+    assert json.loads((out / "summary.json").read_text())["model"]["image_size"] == 64

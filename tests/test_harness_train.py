@@ -55,8 +55,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(data, zs_model, 
 
     original = train_module._save_state
 
-    def save_then_crash(accelerator, state_root, epoch, history, best):
-        original(accelerator, state_root, epoch, history, best)
+    def save_then_crash(accelerator, state_root, epoch, *args):
+        original(accelerator, state_root, epoch, *args)
         if epoch == 1:
             raise KeyboardInterrupt("simulated interruption after epoch 1")
 
@@ -66,6 +66,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(data, zs_model, 
     monkeypatch.setattr(train_module, "_save_state", original)
     with pytest.raises(FileExistsError, match="--resume"):
         train_module.train(out=tmp_path / "resumed", **settings)
+    # a resume with other settings would train with the saved ones but record the new: an error naming them
+    with pytest.raises(ValueError, match=r"lr 0\.001 -> 0\.01; .*seed 0 -> 5") as info:
+        train_module.train(out=tmp_path / "resumed", resume=True, **{**settings, "lr": 0.01, "seed": 5})
+    assert "\n" not in str(info.value) and "batch_size" not in str(info.value)
     resumed = train_module.train(out=tmp_path / "resumed", resume=True, **settings)
 
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")

@@ -1,12 +1,15 @@
-"""Cards, eval.yaml, the metric Space folder and `cambench-qr push`'s input checks (no server needed)."""
+"""Cards, eval.yaml, the metric and leaderboard Space folders and `cambench-qr push`'s input checks; the
+leaderboard Space's push and Hub read through the local test server (tests/hub_server.py)."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import huggingface_hub.constants
 import pytest
 import yaml
+from hub_server import hub_server_fixture, run_client  # noqa: F401 - the fixture `hub_server`
 from hub_summaries import summary, training
 from huggingface_hub import ModelCard
 
@@ -130,3 +133,133 @@ def test_push_input_errors_are_one_line_and_leave_folders_alone(tmp_path, monkey
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
     assert (hub.dataset_dir / "README.md").read_text() == DATASET_CARD
+
+
+def _leaderboard(tmp_path) -> HubRoot:
+    """A local Hub root with the leaderboard of two synthetic models (standard + blur) built by the CLI."""
+    from hub_summaries import write_summary
+
+    for regime, quality in (("zs", 0.5), ("ft_struct", 0.6)):
+        write_summary(tmp_path / "eval" / regime, summary(regime=regime, quality=quality))
+    hub = HubRoot(tmp_path / "hub", "alice")
+    assert main(["leaderboard", "--results", str(tmp_path / "eval"), "--hub-root", str(hub.root),
+                 "--user", "alice"]) == 0
+    return hub
+
+
+def test_leaderboard_space_folder(tmp_path, capsys):
+    import ast
+    from importlib import metadata
+
+    import gradio
+
+    from cambench_qr.hub_cards.space import GRADIO_VERSION
+    from cambench_qr.spaces import LEADERBOARD_APP
+
+    hub = _leaderboard(tmp_path)
+    printed = capsys.readouterr().out
+    folder = hub.leaderboard_space_dir
+    assert folder == hub.root / "spaces" / "alice" / "cambench-qr-leaderboard"
+    assert f"space app: {folder / 'app.py'}" in printed
+    files = ["README.md", "app.py", "requirements.txt", "space.json"]
+    assert sorted(p.name for p in folder.iterdir()) == files
+    assert (folder / "app.py").read_bytes() == LEADERBOARD_APP.read_bytes()
+    imported = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(LEADERBOARD_APP.read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not any(name.startswith("cambench_qr") for name in imported), imported  # runs without the package
+    assert GRADIO_VERSION == gradio.__version__  # the Space runs the gradio the browser tests exercise
+    assert (folder / "requirements.txt").read_text().split() == [
+        f"gradio=={GRADIO_VERSION}",
+        f"pandas=={metadata.version('pandas')}",
+        f"pyarrow=={metadata.version('pyarrow')}",
+        f"huggingface_hub=={metadata.version('huggingface_hub')}",
+    ]
+    card = ModelCard.load(folder / "README.md").data.to_dict()  # any repo card: the YAML header
+    assert card["sdk"] == "gradio" and card["app_file"] == "app.py" and card["sdk_version"] == GRADIO_VERSION
+    assert card["datasets"] == ["alice/cambench-qr-leaderboard"]
+    assert card["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    settings = json.loads((folder / "space.json").read_text())
+    assert settings["dataset"] == "alice/cambench-qr-leaderboard" and settings["schema_version"] == 1
+    assert settings["sort"] == ["fmr", True] and settings["scores"][0] == ["fmr", "FMR ↑"]
+    # the submission commands name this leaderboard's configs and CAM methods (table order: by name)
+    evaluate = (
+        "cambench-qr evaluate --model path/to/your-model --data alice/cambench-qr --configs blur,standard "
+        "--methods eigengradcam,gradcam,layercam,xgradcam --out runs/eval/your-model"
+    )
+    upload = (
+        "hf upload alice/cambench-qr-leaderboard runs/eval/your-model/summary.json "
+        "submissions/your-model/summary.json --repo-type dataset --create-pr"
+    )
+    for text in (settings["submit"], (folder / "README.md").read_text()):
+        assert evaluate in text and upload in text
+
+
+@pytest.mark.slow
+def test_leaderboard_space_push_and_read_from_the_hub(hub_server, tmp_path):
+    """`push --what spaces` uploads the Space folder; the Space's app reads the leaderboard dataset by its
+    Hub id (pushed with `--what leaderboard`) and gets the local rows."""
+    hub = _leaderboard(tmp_path)
+    code = """
+    import sys
+    from pathlib import Path
+    import importlib.util
+    from huggingface_hub import HfApi
+    from cambench_qr.hub_cards import HubRoot, push
+
+    hub = HubRoot(Path(sys.argv[1]), "alice")
+    results = push(hub, "spaces", quiet=True) + push(hub, "leaderboard", quiet=True)
+    assert [(r.repo_type, r.ok) for r in results] == [("space", True), ("dataset", True)], results
+    files = HfApi().list_repo_files("alice/cambench-qr-leaderboard", repo_type="space")
+    assert sorted(files) == [".gitattributes", "README.md", "app.py", "requirements.txt", "space.json"], files
+    spec = importlib.util.spec_from_file_location("app", hub.leaderboard_space_dir / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    remote = app.load_rows(app.fetch("alice/cambench-qr-leaderboard"), 1)
+    local = app.load_rows(hub.leaderboard_dir, 1)
+    assert remote.equals(local), (remote.shape, local.shape)
+    print("OK", len(remote))
+    """
+    proc = run_client(hub_server, tmp_path, code, str(hub.root))
+    assert proc.stdout.strip().splitlines()[-1] == "OK 32"  # 2 models x (6 clean + 2 x 5 blur rows)
+
+
+def test_leaderboard_space_filters_keep_revisions_apart(tmp_path):
+    """The Space's table logic (no browser): a leaderboard of two revisions is shown one revision at a
+    time; filters select by key ('–' for a missing severity); bad folders raise one-line errors."""
+    import importlib.util
+
+    from hub_summaries import write_summary
+
+    from cambench_qr.hub_cards import build_leaderboard
+    from cambench_qr.hub_cards.space import write_leaderboard_space
+
+    write_summary(tmp_path / "eval" / "a", summary(revision="rev-a", quality=0.5))
+    payload = summary(revision="rev-b", quality=0.6, configs=("standard", "paper"))
+    write_summary(tmp_path / "eval" / "b", payload)
+    hub = HubRoot(tmp_path / "hub", "alice")
+    build_leaderboard([tmp_path / "eval"], hub.leaderboard_dir, by_revision=True)
+    write_leaderboard_space(hub)
+    spec = importlib.util.spec_from_file_location("space_app", hub.leaderboard_space_dir / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    settings = app.read_settings(hub.leaderboard_space_dir / "space.json")
+    rows = app.load_rows(app.fetch(str(hub.leaderboard_dir)), 1)
+    assert sorted(set(rows["revision"])) == ["0.1.0, data rev-a", "0.1.0, data rev-b"]
+    b = app.filter_rows(rows, {"revision": "0.1.0, data rev-b"}, competent_only=True)
+    assert len(b) == 6 + 8  # standard: 4 CAMs + 2 null maps; paper: 4 CAMs x 2 groups without severity
+    paper = app.filter_rows(rows, {"revision": "0.1.0, data rev-b", "severity": "–"}, competent_only=True)
+    assert set(paper["config"]) == {"paper"} and len(paper) == 8
+    table = app.display_table(app.filter_rows(b, {"config": "standard"}, True), settings)
+    # CAM methods first, best FMR first (method index 3 scores 0.6 + 0.03), then the null maps
+    assert list(table["method"]) == ["EigenGrad-CAM", "LayerCAM", "XGrad-CAM", "Grad-CAM", "null: edge",
+                                     "null: uniform"]
+    assert list(table["FMR ↑"])[:2] == [0.63, 0.62] and table["FMR ↑ 95% CI"][0] == "[0.580, 0.680]"
+    assert table["vs best null map (FMR ↑, BL ↓, DtS ↓)"][3] == "≈ (edge), ≈ (edge), ≈ (edge)"
+    with pytest.raises(app.LeaderboardError, match="neither a folder nor a Hub dataset id"):
+        app.fetch(str(tmp_path / "missing" / "folder"))
+    with pytest.raises(app.LeaderboardError, match="holds no leaderboard table"):
+        app.load_rows(tmp_path / "eval", 1)

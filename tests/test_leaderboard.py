@@ -13,10 +13,11 @@ from hub_summaries import summary, write_summary
 
 from cambench_qr.cli import main
 from cambench_qr.hub_cards import build_leaderboard
+from cambench_qr.hub_cards.figures import pareto_front
 from cambench_qr.hub_cards.leaderboard import PARQUET_PATH, collect_rows
-from cambench_qr.hub_cards.plot import FRONT_COLOUR, pareto_front
 from cambench_qr.hub_cards.report import write_report
 from cambench_qr.hub_cards.verdicts import best_nulls
+from cambench_qr.results import StructureRow
 
 # A: fast and good; B: slow and best; C: slower than A and worse -> dominated by A.
 MODELS = {  # the first also has the paper config (mixed distortions, no severity levels)
@@ -50,7 +51,7 @@ def test_pareto_front_hand_computed():
 def test_leaderboard_table_values(results, tmp_path):
     out = tmp_path / "board"
     written = build_leaderboard(results, out)
-    assert set(written) == {"parquet", "plot", "markdown", "headline", "card"}
+    assert set(written) == {"parquet", "plot", "severity", "mass", "markdown", "headline", "card"}
     rows = pq.read_table(out / PARQUET_PATH).to_pylist()
     # models x (standard: 4 CAMs + 2 null maps; blur: (4 CAMs + 1 null map) x severities 1, 3)
     # + A's paper: 4 CAMs x 2 groups
@@ -89,8 +90,9 @@ def test_leaderboard_table_values(results, tmp_path):
     assert "test_resnet-ft_leakmin" not in front and front.count("test_resnet-zs") == 4
 
     plot = cv2.imdecode(np.frombuffer((out / "leaderboard.png").read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    assert plot.shape == (640, 1000, 3)
-    assert np.all(plot == FRONT_COLOUR, axis=-1).sum() > 100  # the front is drawn
+    assert plot is not None and min(plot.shape[:2]) > 300  # the figures themselves: tests/test_figures.py
+    for stem in ("leaderboard", "leaderboard-severity", "leaderboard-mass"):
+        assert "<svg" in (out / f"{stem}.svg").read_text() and f"({stem}.png)" in text
 
     from datasets import load_dataset
 
@@ -105,7 +107,7 @@ def test_mixed_revisions_are_an_error_unless_kept_apart(tmp_path):
     with pytest.raises(ValueError, match="mix 2 revisions.*--by-revision"):
         collect_rows([old, new])
     written = build_leaderboard([old, new], tmp_path / "board", by_revision=True)
-    assert {"plot-0.1.0-rev-a", "plot-0.2.0-rev-b"} <= set(written)
+    assert {"plot-0.1.0-rev-a", "plot-0.2.0-rev-b", "mass-0.2.0-rev-b"} <= set(written)
     text = (tmp_path / "board" / "leaderboard.md").read_text()
     assert text.count("\n## cambench-qr ") == 2
     section = text.split("## cambench-qr 0.2.0")[1]
@@ -132,14 +134,15 @@ def test_cli_leaderboard_and_its_errors(results, tmp_path, capsys):
 
 
 def test_best_null_follows_each_scores_direction():
-    def row(method: str, score: str, mean: float) -> dict:
-        return dict(
+    def row(method: str, score: str, mean: float) -> StructureRow:
+        return StructureRow(
             config="standard",
             split="test",
             distortion="none",
             severity=0,
             method=method,
             score=score,
+            n=20,
             mean=mean,
         )
 
@@ -294,3 +297,30 @@ def test_headline_without_a_competent_model(tmp_path):
         line.startswith("| test_resnet") for line in headline
     )
     assert headline[-1].endswith("below 0.90): test_resnet-zs (0.500).")
+
+
+def test_leaderboard_never_overwrites_a_folder_it_did_not_write(results, tmp_path, capsys):
+    dataset = tmp_path / "dataset"  # a dataset repo folder: its card declares the configs
+    (dataset / "data" / "standard").mkdir(parents=True)
+    card = "---\npretty_name: CAMBench-QR\nconfigs:\n- config_name: standard\n---\n# CAMBench-QR\n"
+    (dataset / "README.md").write_text(card)
+    project = tmp_path / "project"  # a folder with a README without a card header
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "notes.txt").write_text("keep me\n")
+    unreadable = tmp_path / "binary"
+    unreadable.mkdir()
+    (unreadable / "README.md").write_bytes(b"---\n\xff\xfe\x00---\n")
+    for folder in (dataset, project, unreadable):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        with pytest.raises(ValueError, match="not overwriting"):
+            build_leaderboard(results, folder)
+        assert main(["leaderboard", "--results", *map(str, results), "--out", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(folder) in err
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    build_leaderboard(results, empty)
+    build_leaderboard(results[:1], empty)  # our own leaderboard folder is rebuilt
+    assert pq.read_table(empty / PARQUET_PATH).num_rows < 3 * (6 + 10) + 8

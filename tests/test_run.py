@@ -100,6 +100,9 @@ def test_run_end_to_end_then_skips_what_is_done(tmp_path, hub_server):
     index = result.report.read_text()
     assert "gallery-test_resnet-ft_leakmin.png" in index and "leaderboard.png" in index
     assert (result.report.parent / "leaderboard.png").is_file()
+    assert result.leaderboard["space app"] == hub.leaderboard_space_dir / "app.py"  # outputs exist: above
+    galleries = {p.name for p in (hub.leaderboard_dir / "galleries").iterdir()}
+    assert galleries == {f"{m}.png" for m in result.models}
 
     before = (result.evaluations["test_resnet-zs"] / "summary.json").stat().st_mtime_ns
     again = run(TINY, **paths)

@@ -10,16 +10,23 @@ Parquet bytes are deterministic: fixed row-group and shard sizes, no timestamps.
 
 The build is atomic: everything is written into a staging folder inside DIR (which also holds the
 `datasets` cache, so a rebuild really regenerates and nothing lands in ~/.cache), then moved into place
-with `os.replace`, the card last, under a lock file so that builds into one DIR at once keep each other's
-configs. An interrupted build leaves every existing config as it was.
+with `os.replace`, the card last, under a lock file beside DIR (`.<DIR name>.cambench-build.lock` in its
+parent) so that builds into one DIR at once keep each other's configs. An interrupted build leaves every
+existing config as it was. The staging folder's name records its owner (`.cambench-build-<host>-<pid>-*`):
+a build killed outright (SIGKILL) cannot remove it, and the next build into DIR on the same host removes
+every staging folder whose process is gone. A failed build removes the output folder when it created it.
+
+Sizes are bounded before anything is allocated (`cambench_qr.limits`): the canvas side, the row counts, and
+the memory `num_proc` workers generating rows of that side need; `num_proc` is capped at the CPU count.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
+import re
 import shutil
+import socket
 import struct
 import tempfile
 import zlib
@@ -31,9 +38,12 @@ from pathlib import Path
 import cv2
 import datasets
 import numpy as np
+import pyarrow.parquet as pq
 from datasets.exceptions import DatasetGenerationError
 from huggingface_hub.utils import WeakFileLock
 
+from ..errors import remove_if_empty
+from ..limits import BUILD_BYTES_PER_PIXEL, MAX_IMAGE_SIZE, MAX_ROWS, cap_num_proc, check_int, check_memory
 from .card import add_config, is_cambench_card, load_card_data, render_card, sample_figure
 from .features import IMAGE_COLUMNS, features_for
 from .interventions import interventions_row
@@ -70,7 +80,11 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
     default: `interventions_row` for `interventions`, else `generate_row`);
     `push`, a repo id, also uploads the folder to the Hub afterwards. Returns the folder.
     """
-    _check_arguments(config, num_train, num_test, seed, num_proc)
+    _check_arguments(config, num_train, num_test, seed, num_proc, image_size)
+    num_proc = cap_num_proc(num_proc, num_train + num_test)
+    if image_size is not None:
+        check_memory(f"{num_proc} worker(s) generating {image_size} px rows",
+                     num_proc * BUILD_BYTES_PER_PIXEL * image_size**2)
     if row_fn is None:
         if config == "real":
             raise ValueError("the real config is built from a folder of photos: "
@@ -82,9 +96,11 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
     check_output_dir(out)
     if push:
         check_push_ready()
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        remove_stale_staging(out)
+        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(), dir=out))
     except OSError as exc:
         raise ValueError(f"cannot write to {out}: {exc.strerror or exc}") from None
     try:
@@ -103,8 +119,12 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
             add_config(card_data, config, split_sizes, download_size, build=settings)
             (staging / "README.md").write_text(render_card(card_data), encoding="utf-8")
             _move_into_place(staging, out, config)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            remove_if_empty(out)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     if push:
         try:
             push_dataset(out, push, quiet=quiet)
@@ -113,18 +133,20 @@ def build_dataset(config: str, out_dir: str | Path, *, num_train: int, num_test:
     return out
 
 
-def _check_arguments(config: str, num_train: int, num_test: int, seed: int, num_proc: int) -> None:
+def _check_arguments(config: str, num_train: int, num_test: int, seed: int, num_proc: int,
+                     image_size: int | None) -> None:
     if config not in ALL_CONFIGS:
         raise ValueError(f"unknown config {config!r}; choose one of: {', '.join(ALL_CONFIGS)}")
     if config in TEST_ONLY_CONFIGS and num_train:
         raise ValueError(f"the {config} config has a test split only; pass num_train=0 (--num-train 0)")
-    for name, value in (("num_train", num_train), ("num_test", num_test), ("seed", seed)):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_int("num_train", num_train, 0, MAX_ROWS)
+    check_int("num_test", num_test, 0, MAX_ROWS)
+    check_int("seed", seed, 0, 2**63 - 1)
     if num_train + num_test == 0:
         raise ValueError("nothing to build: num_train and num_test are both 0")
-    if not isinstance(num_proc, int) or num_proc < 1:
-        raise ValueError(f"num_proc must be a positive integer, got {num_proc!r}")
+    check_int("num_proc", num_proc, 1, 2**31)
+    if image_size is not None:
+        check_int("image_size", image_size, 1, MAX_IMAGE_SIZE)
 
 
 def check_output_dir(out: Path) -> None:
@@ -243,14 +265,19 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def _write_parquet(ds: datasets.Dataset, folder: Path, split: str) -> int:
-    """Contiguous shards `<split>-0000k-of-0000n.parquet`; returns the uncompressed Arrow size in bytes."""
+    """Contiguous shards `<split>-0000k-of-0000n.parquet`; returns the split's uncompressed size in bytes:
+    the sum of the row groups' `total_byte_size` in the parquet footers. That depends on the files only
+    (the size of the in-memory Arrow table also counts its chunking, which follows the worker count)."""
     folder.mkdir(parents=True, exist_ok=True)
     num_shards = max(1, math.ceil(len(ds) / ROWS_PER_SHARD))
+    num_bytes = 0
     for k in range(num_shards):
         shard = ds.shard(num_shards=num_shards, index=k, contiguous=True)
         path = folder / f"{split}-{k:05d}-of-{num_shards:05d}.parquet"
         shard.to_parquet(path, batch_size=ROWS_PER_ROW_GROUP)
-    return int(ds.data.nbytes)
+        metadata = pq.read_metadata(path)
+        num_bytes += sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return num_bytes
 
 
 def _figure_rows(ds: datasets.Dataset) -> list[dict]:
@@ -264,9 +291,41 @@ def _figure_rows(ds: datasets.Dataset) -> list[dict]:
 
 
 def _lock_path(out: Path) -> Path:
-    """A lock file per output folder, kept outside it (in the system temp folder) so DIR stays clean."""
-    digest = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"cambench-qr-build-{digest}.lock"
+    """The lock file of an output folder: beside it in its parent, so DIR stays clean and the lock stays
+    with the folder (one per folder, never piling up elsewhere)."""
+    out = out.resolve()
+    return out.parent / f".{out.name}.cambench-build.lock"
+
+
+def _staging_prefix() -> str:
+    """`.cambench-build-<host>-<pid>-`: the staging folder's owner, for `remove_stale_staging`."""
+    return f"{STAGING_PREFIX}{_host()}-{os.getpid()}-"
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders in ``out`` left by builds on this host whose process is gone; returns
+    them. Folders of live processes, of other hosts, and of unknown owners are kept."""
+    removed = []
+    for folder in out.glob(f"{STAGING_PREFIX}*"):
+        owner = folder.name[len(STAGING_PREFIX):].rsplit("-", 2)
+        if len(owner) == 3 and owner[0] == _host() and owner[1].isdigit() and not _alive(int(owner[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user holds the pid
+        return True
+    return True
 
 
 def _move_into_place(staging: Path, out: Path, config: str) -> None:

@@ -1,13 +1,16 @@
 """Send a built dataset folder (Hub repo layout) to a Hugging Face dataset repo with huggingface_hub.
 
-One commit makes the Hub repo equal to the folder (README card, `data/<config>/*.parquet`, `figures/`): files
-gone locally are deleted remotely, so a rebuilt config never keeps stale shards that its
-`data/<config>/<split>-*` pattern would still match. The folder is only read, so a failed push leaves it
-intact for another try.
+One commit makes the Hub repo equal to the folder's files of the repo layout (`DATASET_LAYOUT`: README
+card, `eval.yaml`, `data/<config>/*.parquet`, `figures/*.png`): files gone locally are deleted remotely, so
+a rebuilt config never keeps stale shards that its `data/<config>/<split>-*` pattern would still match, and
+nothing else in the folder (a killed build's staging folder, Arrow caches, lock or temporary files) is ever
+uploaded. The folder is only read, so a failed push leaves it intact for another try.
 """
 
 from __future__ import annotations
 
+import glob
+import re
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_token
@@ -16,8 +19,10 @@ from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_b
 
 from .card import is_cambench_card
 
-# Left behind only by a build killed mid-way (see build.STAGING_PREFIX); never published.
-UPLOAD_IGNORE = [".cambench-build-*", ".cambench-build-*/**"]
+# A path segment that is not hidden (hidden names are staging folders, temporary and lock files).
+SEGMENT = r"[^/.][^/]*"
+DATASET_LAYOUT = re.compile(
+    rf"README\.md|eval\.yaml|data/{SEGMENT}/{SEGMENT}\.parquet|figures/{SEGMENT}\.png")
 
 
 class PushError(RuntimeError):
@@ -40,6 +45,7 @@ def push_dataset(folder: str | Path, repo_id: str, token: str | None = None, qui
     if not is_cambench_card(folder / "README.md"):
         raise ValueError(f"{folder} is not a built CAMBench-QR dataset folder (no CAMBench-QR card)")
     token = check_push_ready(token)
+    files = layout_files(folder, DATASET_LAYOUT)
     api = HfApi(token=token)
     was_disabled = are_progress_bars_disabled()
     if quiet:
@@ -51,7 +57,7 @@ def push_dataset(folder: str | Path, repo_id: str, token: str | None = None, qui
             folder_path=folder,
             repo_type="dataset",
             commit_message="Upload CAMBench-QR dataset",
-            ignore_patterns=UPLOAD_IGNORE,
+            allow_patterns=upload_patterns(files),
             delete_patterns="*",
         )
     except (HTTPError, OSError) as exc:
@@ -61,3 +67,16 @@ def push_dataset(folder: str | Path, repo_id: str, token: str | None = None, qui
         if quiet and not was_disabled:
             enable_progress_bars()
     return str(commit.commit_url)
+
+
+def layout_files(folder: Path, layout: re.Pattern) -> list[str]:
+    """The files under ``folder`` (relative POSIX paths, sorted) whose path matches ``layout`` in full."""
+    paths = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(path for path in paths if layout.fullmatch(path))
+
+
+def upload_patterns(files: list[str]) -> list[str]:
+    """``upload_folder``'s ``allow_patterns`` that select exactly ``files`` (fnmatch patterns, escaped)."""
+    if not files:
+        raise ValueError("no file of the repo layout to upload")
+    return [glob.escape(path) for path in files]

@@ -22,18 +22,13 @@ import numpy as np
 
 from ..dataset_builder.distortions import DISTORTION_FAMILIES
 from ..metrics import aggregate
+from ..results import ACCURACY_GROUPS
 
 COMPETENCE_FLOOR = 0.90
 HEADLINE_CONFIG = "standard"  # the config a model is judged and headlined on, when evaluated
 # the per-row columns the groups are read from
 META_COLUMNS: tuple[str, ...] = ("negative_kind", "version", "distortion", "severity")
 VERSION_BANDS: tuple[tuple[int, int], ...] = ((1, 3), (4, 6), (7, 10), (11, 40))
-# group name -> the per-row columns that define its subsets
-GROUPS: dict[str, tuple[str, ...]] = {
-    "negative_kind": ("negative_kind",),
-    "version_band": ("version_band",),
-    "distortion": ("distortion", "severity"),
-}
 
 
 def version_band(version: int | None) -> str | None:
@@ -55,7 +50,7 @@ def accuracy_groups(correct: np.ndarray, meta: Mapping[str, Sequence]) -> list[d
     if "version" in meta:
         table["version_band"] = [version_band(v) for v in meta["version"]]
     out = []
-    for group, by in GROUPS.items():
+    for group, by in ACCURACY_GROUPS.items():
         if not all(c in table for c in by):
             continue
         rows = aggregate(table, ["correct"], list(by), n_boot=1)

@@ -1,4 +1,11 @@
-"""Causal agreement on the ``interventions`` config: does a CAM rank the parts the way the model relies
+"""Does the model rely on the parts a CAM points at? Two checks.
+
+Part occlusion, on every config: the QR logit drop when the finder (timing) pixels, or as many random
+pixels of the box's other parts (an area-matched control), are set to the mean fill
+(``faithfulness.occlusion_drops``), and per method the Spearman rho between the finder (timing) mass
+ratio and that drop (``part_drops``, ``mass_drop_summary``).
+
+Causal agreement on the ``interventions`` config: does a CAM rank the parts the way the model relies
 on them? (FunnyBirds' single-deletion check, with true interventions instead of in-painting.)
 
 For an original image ``x`` (intervention ``none``) and its intervened copies ``x_k`` (part ``k``'s modules
@@ -24,15 +31,67 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
+import torch
 
 from ..dataset_builder.interventions import INTERVENED_PARTS, NONE
-from ..metrics import aggregate
+from ..metrics import aggregate, region_masks
 from ..parts import LABEL_NAMES
+from ..results import MassDropRow
+from .faithfulness import Classifier, control_mask, occlusion_drops
 
 MIN_PARTS = 3
 LOGIT_COLUMNS: tuple[str, ...] = tuple(f"logit_{name}" for name in LABEL_NAMES)
 MASS_COLUMNS: tuple[str, ...] = tuple(f"mass_{part}" for part in INTERVENED_PARTS)
 DROP_COLUMNS: tuple[str, ...] = tuple(f"drop_{part}" for part in INTERVENED_PARTS)
+# per-sample occlusion drop columns: (part, mass score) pairs, each part with its area-matched control
+OCCLUDED_PARTS: tuple[tuple[str, str], ...] = (("finder", "fmr"), ("timing", "tmr"))
+OCCLUSION_COLUMNS: tuple[str, ...] = (*(f"drop_{part}" for part, _ in OCCLUDED_PARTS),
+                                      *(f"drop_{part}_control" for part, _ in OCCLUDED_PARTS))
+
+
+def part_drops(classify: Classifier, images: torch.Tensor, parts: torch.Tensor, indices: torch.Tensor,
+               seed: int, target: int) -> dict[str, torch.Tensor]:
+    """``OCCLUSION_COLUMNS`` -> (n,) logit drops of class ``target``: finder, timing, and their area-matched
+    random controls drawn from the box's other parts (box minus finder and timing), seeded per sample from
+    ``(seed, dataset row number)``."""
+    masks = region_masks(parts)
+    pool = masks["box"] & ~masks["structure"]
+    rows = indices.tolist()
+    occluded = {f"drop_{part}": masks[part] for part, _ in OCCLUDED_PARTS}
+    occluded.update({
+        f"drop_{part}_control": control_mask(pool, masks[part].flatten(1).sum(1),
+                                             [seed * 1_000_003 + 2 * i + k for i in rows])
+        for k, (part, _) in enumerate(OCCLUDED_PARTS)
+    })
+    drops = occlusion_drops(classify, images, occluded, target)
+    return {column: drops[column] for column in OCCLUSION_COLUMNS}
+
+
+def mass_drop_summary(columns: Mapping[str, Sequence]) -> list[MassDropRow]:
+    """Per config / split / method of the per-sample rows: Spearman rho (scipy) between the finder (timing)
+    mass ratio and the finder (timing) logit drop, over the samples where both are finite (NaN with fewer
+    than 3 or a constant side; higher: the map's mass follows what the model relies on), and the mean
+    drops of the parts and of their area-matched controls."""
+    table = {k: np.asarray(v) for k, v in columns.items() if k in
+             {"config", "split", "method", *(mass for _, mass in OCCLUDED_PARTS), *OCCLUSION_COLUMNS}}
+    out = []
+    keys = sorted(set(zip(table["config"], table["split"], table["method"], strict=True)))
+    for config, split, method in keys:
+        sel = (table["config"] == config) & (table["split"] == split) & (table["method"] == method)
+        row = {"config": config, "split": split, "method": method}
+        for part, mass in OCCLUDED_PARTS:
+            x = table[mass][sel].astype(float)
+            y = table[f"drop_{part}"][sel].astype(float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            constant = ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0
+            rho, p = (np.nan, np.nan) if constant else scipy.stats.spearmanr(x[ok], y[ok])
+            row.update({f"rho_{mass}_drop_{part}": float(rho), f"p_{mass}_drop_{part}": float(p),
+                        f"n_{part}": int(ok.sum()),
+                        f"mean_drop_{part}": float(np.nanmean(y)) if ok.any() else None,
+                        f"mean_drop_{part}_control": float(np.nanmean(
+                            table[f"drop_{part}_control"][sel].astype(float))) if ok.any() else None})
+        out.append(MassDropRow(**row))
+    return out
 
 
 def rank_agreement(mass: np.ndarray, drop: np.ndarray) -> np.ndarray:

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..metrics import aggregate
+from ..results import FaithfulnessRow
+
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 IOU_THRESHOLDS = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+# per-sample columns of the insertion / deletion AUCs, in the order insertion_deletion returns them
+FAITHFULNESS_COLUMNS = ("insertion_auc", "deletion_auc")
 
 
 def mean_fill(images: torch.Tensor) -> torch.Tensor:
@@ -107,3 +113,15 @@ def threshold_iou(saliency: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
     union = (above | inside).sum(2).double()
     iou = inter / union.clamp(min=1)
     return torch.where((high - low).squeeze(1)[:, None] > 0, iou, torch.nan)
+
+
+def faithfulness_summary(columns: dict[str, list], n_boot: int, seed: int) -> list[FaithfulnessRow]:
+    """Insertion AUC (higher is better) and deletion AUC (lower is better) per config / split / method
+    (``metrics.aggregate``: mean, std, bootstrap CI), over the per-sample rows that have curves."""
+    have = np.isfinite(np.asarray(columns["insertion_auc"], dtype=float))
+    if not have.any():
+        return []
+    subset = {k: np.asarray(columns[k], dtype=object)[have]
+              for k in ("config", "split", "method", *FAITHFULNESS_COLUMNS)}
+    return [FaithfulnessRow(**r) for r in aggregate(subset, list(FAITHFULNESS_COLUMNS),
+                                                    ["config", "split", "method"], n_boot=n_boot, seed=seed)]

@@ -14,18 +14,34 @@ import torch
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then ``os.replace`` it onto ``path``,
-    so a reader never sees a half-written file."""
+    so a reader never sees a half-written file (on any error, a full disk included, the temporary file is
+    removed and ``path`` is as it was). The file gets the permissions of a plain ``open``: 0o666 less the
+    process umask (``mkstemp`` alone would leave 0o600). The package's one atomic-write implementation."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc/self/status on Linux (no change to it); elsewhere set and
+    restored at once."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, payload: dict) -> Path:

@@ -1,14 +1,34 @@
 """Command-line options of the harness and the constants they name, kept free of heavy imports so that
-``cambench-qr --help`` stays fast. Shared by ``cambench-qr train|evaluate`` and the ``-m`` entry points."""
+``cambench-qr --help`` stays fast. Shared by ``cambench-qr train|evaluate`` and the ``-m`` entry points.
+
+Size-like options are bounded by the maxima of ``cambench_qr.limits`` when parsed; ``check_arguments`` then
+checks, before any model or data is loaded, the folders named by ``--data`` / ``--model`` / ``--init-from``
+(present, with readable JSON and weights files) and the memory the sizes imply."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
 from collections.abc import Callable
+from pathlib import Path
 
+from ..errors import OneLineParser, parse_arguments, run_command
+from ..limits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_N_BOOT,
+    MAX_ROWS,
+    MAX_SEED,
+    bounded_int,
+    check_memory,
+    finite_float,
+)
+from ..results import PAPER_METHODS
 from .recipe import DEPTHS, OPTIMIZERS, REGIMES, SCHEDULES
+
+MIN_IMAGE_SIZE = 8
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,36 +46,38 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", choices=DEPTHS,
                         help="what trains (default: full for scratch, head for zs, last for ft_*)")
     parser.add_argument("--init-from", help="start from this checkpoint folder (FT regimes: the ZS model)")
-    parser.add_argument("--leak-lambda", type=float, default=0.25, help="weight of <C, outside>")
-    parser.add_argument("--leak-alpha", type=float, default=0.0, help="weight of -<C, structure>")
+    parser.add_argument("--leak-lambda", type=finite_float, default=0.25, help="weight of <C, outside>")
+    parser.add_argument("--leak-alpha", type=finite_float, default=0.0, help="weight of -<C, structure>")
     parser.add_argument("--surrogate", default="gradcam", help="CAM method inside the penalty")
-    parser.add_argument("--epochs", type=int, help="default: the regime's value")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default: the regime's value)")
+    parser.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS),
+                        help=f"at most {MAX_EPOCHS} (default: the regime's value)")
+    parser.add_argument("--lr", type=finite_float, help="peak learning rate (default: the regime's value)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adamw for scratch, adam otherwise")
-    parser.add_argument("--weight-decay", type=float, help="default: 0.05 for scratch, 1e-4 otherwise")
+    parser.add_argument("--weight-decay", type=finite_float, help="default: 0.05 for scratch, 1e-4 otherwise")
     parser.add_argument("--schedule", choices=SCHEDULES,
                         help="default: cosine (with warm-up) for scratch, constant otherwise")
-    parser.add_argument("--warmup", type=float, help="warm-up share of the optimiser steps (scratch: 0.05)")
-    parser.add_argument("--label-smoothing", type=float, help="default: 0.1 for scratch, 0 otherwise")
-    parser.add_argument("--augment", type=int,
+    parser.add_argument("--warmup", type=finite_float,
+                        help="warm-up share of the optimiser steps (scratch: 0.05)")
+    parser.add_argument("--label-smoothing", type=finite_float, help="default: 0.1 for scratch, 0 otherwise")
+    parser.add_argument("--augment", type=bounded_int(0, 5),
                         help="highest severity (0-5) of the builder distortions used as augmentation, "
                              "0 = none (default: 3 for scratch, 0 otherwise)")
-    parser.add_argument("--val-share", type=float,
+    parser.add_argument("--val-share", type=finite_float,
                         help="share of train held out to pick the best epoch (default: 0.1 for scratch, 0 "
                              "otherwise: the last epoch is kept)")
-    parser.add_argument("--num-train", type=int, help="train on the first N rows of the split (default: all)")
+    parser.add_argument("--num-train", type=bounded_int(2, MAX_ROWS),
+                        help=f"train on the first N rows of the split, at most {MAX_ROWS} (default: all)")
     parser.add_argument("--precision", choices=("no", "bf16"), default="no",
                         help="bf16: bfloat16 autocast of the forward pass (faster on CPUs with AVX-512 BF16)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH_SIZE), default=32,
+                        help=f"at most {MAX_BATCH_SIZE} (default 32)")
+    parser.add_argument("--image-size", type=bounded_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=224,
+                        help=f"input side, px, {MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE} (default 224)")
+    parser.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
 
 
-
-
-PAPER_METHODS = ("layercam", "eigengradcam", "xgradcam")
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,29 +89,112 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated CAM methods (default: {','.join(PAPER_METHODS)})")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="results folder (per_sample.parquet, summary.json)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--image-size", type=int, help="input side (default: the training size)")
-    parser.add_argument("--max-samples", type=int, help="evaluate the first N rows of each config")
-    parser.add_argument("--faithfulness-samples", type=int, default=64,
+    parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    parser.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH_SIZE), default=16,
+                        help=f"at most {MAX_BATCH_SIZE} (default 16)")
+    parser.add_argument("--image-size", type=bounded_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+                        help=f"input side, px, {MIN_IMAGE_SIZE}-{MAX_IMAGE_SIZE} "
+                             "(default: the training size in the model's training.json)")
+    parser.add_argument("--max-samples", type=bounded_int(1, MAX_ROWS),
+                        help="evaluate the first N rows of each config")
+    parser.add_argument("--faithfulness-samples", type=bounded_int(0, MAX_ROWS), default=64,
                         help="QR samples per config with insertion/deletion curves (default 64)")
     parser.add_argument("--cross-resolution",
                         help="comma-separated input sides (default: the side times 224/256/320 over 224)")
-    parser.add_argument("--latency-batch", type=int, help="batch size of the latency check (0 skips it)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency-batch", type=bounded_int(0, MAX_BATCH_SIZE),
+                        help="batch size of the latency check (0 skips it)")
+    parser.add_argument("--n-boot", type=bounded_int(1, MAX_N_BOOT), default=1000,
+                        help="bootstrap resamples for the CIs")
+    parser.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
+
+
+def check_arguments(name: str, args: argparse.Namespace) -> None:
+    """Checks of ``train`` / ``evaluate`` arguments that need more than the parser: the input folders and
+    the memory the sizes imply (ValueError naming the argument or file)."""
+    check_data_folder(args.data)
+    model = args.init_from if name == "train" else args.model
+    if model is not None:
+        check_model_folder(Path(model), "--init-from" if name == "train" else "--model")
+    sides = [args.image_size or MIN_IMAGE_SIZE]
+    if name == "evaluate" and args.cross_resolution:
+        sides += [_side(text) for text in args.cross_resolution.split(",") if text.strip()]
+    # the float32 input batch, and for training the decoded rows kept in memory (uint8 image + part map)
+    side = max(sides)
+    check_memory(f"--batch-size {args.batch_size} at {side} px", args.batch_size * 3 * 4 * side**2)
+    if name == "train" and args.num_train is not None:
+        check_memory(f"--num-train {args.num_train} at --image-size {args.image_size}",
+                     args.num_train * 4 * args.image_size ** 2)
+
+
+def _side(text: str) -> int:
+    try:
+        return bounded_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)(text.strip())
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--cross-resolution: {exc}") from None
+
+
+def check_data_folder(data: str) -> None:
+    """``--data`` must be a folder, or a Hub repo id (``owner/name``) that can be reached: online, or
+    offline with the dataset in the local Hugging Face caches."""
+    path = Path(data)
+    if path.is_dir():
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    repo_id_like = data.count("/") == 1 and not data.startswith((".", "/", "~"))
+    if repo_id_like and not path.exists() and (not offline or _in_hf_cache(data)):
+        return
+    why = "is not a folder" if path.exists() else "does not exist"
+    hub = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline and repo_id_like else ""
+    raise ValueError(f"--data {data}: {why}{hub}")
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the Hub dataset ``repo_id`` is in the Hugging Face hub cache or the ``datasets`` cache."""
+    from datasets import config
+    from huggingface_hub import constants
+
+    owner, name = repo_id.split("/")
+    return ((Path(constants.HF_HUB_CACHE) / f"datasets--{owner}--{name}").is_dir()
+            or (Path(config.HF_DATASETS_CACHE) / f"{owner}___{name}").is_dir())
+
+
+def check_model_folder(folder: Path, flag: str) -> None:
+    """A model folder: ``config.json`` and ``model.safetensors`` present and readable, ``training.json`` (when
+    present) valid JSON. Only headers are read."""
+    from safetensors import SafetensorError, safe_open
+
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {folder}: no such folder")
+    for file in ("config.json", "model.safetensors"):
+        if not (folder / file).is_file():
+            raise ValueError(f"{flag} {folder} is not a model folder (no {file})")
+    for file in ("config.json", "training.json"):
+        if (folder / file).is_file():
+            try:
+                json.loads((folder / file).read_bytes())
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                raise ValueError(f"{folder / file} is not valid JSON: {exc}") from None
+    try:
+        with safe_open(str(folder / "model.safetensors"), "pt"):
+            pass
+    except SafetensorError as exc:
+        raise ValueError(f"{folder / 'model.safetensors'} is truncated or corrupt: {exc}") from None
 
 
 def module_main(name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
                 run: Callable[[argparse.Namespace], object], argv: list[str] | None = None) -> int:
     """The ``python -m cambench_qr.harness.<name>`` entry (what ``accelerate launch -m`` runs): parse,
-    run, and turn a user error into one line on stderr with exit status 2."""
-    parser = argparse.ArgumentParser(prog=f"python -m cambench_qr.harness.{name}")
+    check (``check_arguments``), run; a user error ends as one line on stderr with exit status 2
+    (``errors.run_command``)."""
+    parser = OneLineParser(prog=f"python -m cambench_qr.harness.{name}")
     add_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    args = parse_arguments(parser, argv)
+    if isinstance(args, int):
+        return args
+
+    def handler(parsed: argparse.Namespace) -> None:
+        check_arguments(name, parsed)
+        run(parsed)
+
+    return run_command(name, args, handler)

@@ -20,8 +20,9 @@ held out and, for FT-LeakMin, ``cam_leakage`` = mean <C, outside>. With a valida
 the epoch with the best validation accuracy (the earliest among ties) are kept.
 
 Each epoch the full Accelerate state is saved under ``OUT/state/epoch_<k>``; ``--resume`` continues from
-the last saved epoch. The final model is written by the main process in timm's Hub layout plus
-``training.json``, and the state folder is then removed.
+the last saved epoch with the run's settings (saved with each epoch's state): different ones are an error.
+The final model is written by the main process in timm's Hub layout plus ``training.json``, and the state
+folder is then removed.
 """
 
 from __future__ import annotations
@@ -145,10 +146,16 @@ def train(
         engine = penalty_engine(model, accelerator.unwrap_model(model), surrogate)
 
     state_root = out / "state"
+    settings = {"data": data, "config": config, "backbone": backbone, "model_args": model_args or {},
+                "pretrained": pretrained, "regime": regime,
+                "init_from": None if init_from is None else str(Path(init_from).resolve()),
+                **dataclasses.asdict(recipe), "batch_size": batch_size, "image_size": image_size,
+                "num_train": num_train, "precision": precision, "seed": seed, "leak_lambda": leak_lambda,
+                "leak_alpha": leak_alpha, "surrogate": surrogate}
     start_epoch, history, best = 0, [], None
     if resume:
-        start_epoch, history, best = _load_latest_state(accelerator, state_root)
-    elif state_root.exists():
+        start_epoch, history, best = _load_latest_state(accelerator, state_root, settings)
+    elif any(state_root.glob("epoch_*/progress.json")):
         raise FileExistsError(f"{state_root} holds an interrupted run; pass --resume to continue it")
 
     for epoch in range(start_epoch, recipe.epochs):
@@ -189,7 +196,7 @@ def train(
         history.append(record)
         if not quiet:
             accelerator.print(json.dumps({"regime": regime, **record}))
-        _save_state(accelerator, state_root, epoch + 1, history, best)
+        _save_state(accelerator, state_root, epoch + 1, history, best, settings)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -292,29 +299,50 @@ def penalty_engine(model: torch.nn.Module, unwrapped: torch.nn.Module, surrogate
 
 
 def _save_state(accelerator: Accelerator, state_root: Path, epoch: int, history: list[dict],
-                best: dict | None) -> None:
+                best: dict | None, settings: dict) -> None:
     """Save the Accelerate state of a finished epoch and the best epoch's weights so far (``best.pt``);
-    ``progress.json`` (written last) marks it complete, and older epochs are then removed."""
+    ``progress.json`` (written last: epochs done, history, the run's ``settings``) marks it complete, and
+    older epochs are then removed."""
     folder = state_root / f"epoch_{epoch:04d}"
     accelerator.save_state(str(folder))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if best is not None:
             torch.save(best, folder / "best.pt")
-        write_json(folder / "progress.json", {"epoch": epoch, "history": history})
+        write_json(folder / "progress.json", {"epoch": epoch, "history": history, "settings": settings})
         for old in state_root.glob("epoch_*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
-def _load_latest_state(accelerator: Accelerator, state_root: Path) -> tuple[int, list[dict], dict | None]:
-    """Restore the last complete epoch's state; returns (epochs done, history, best epoch so far or None)."""
+def check_resume_settings(saved: dict | None, settings: dict, source: Path) -> None:
+    """ValueError naming every setting of a resumed run that differs from the interrupted run's (``saved``,
+    read from ``source``), so that the recorded settings are the ones used."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {source} records no settings of the interrupted run")
+    current = json.loads(json.dumps(settings, default=float))  # tuples as lists, as they were saved
+    changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in current.items()
+               if saved.get(key) != value]
+    if changed:
+        raise ValueError(f"--resume with settings that differ from the interrupted run ({source}): "
+                         f"{'; '.join(changed)} (resume with the original settings, or start a new --out)")
+
+
+def _load_latest_state(accelerator: Accelerator, state_root: Path,
+                       settings: dict) -> tuple[int, list[dict], dict | None]:
+    """Restore the last complete epoch's state of the run with ``settings`` (``check_resume_settings``);
+    returns (epochs done, history, best epoch so far or None)."""
     done = sorted(p.parent for p in state_root.glob("epoch_*/progress.json"))
     if not done:
         raise ValueError(f"--resume: no saved epoch under {state_root}")
+    progress_path = done[-1] / "progress.json"
+    try:
+        progress = json.loads(progress_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"--resume: {progress_path} is not valid JSON: {exc}") from None
+    check_resume_settings(progress.get("settings"), settings, progress_path)
     accelerator.load_state(str(done[-1]))
-    progress = json.loads((done[-1] / "progress.json").read_text())
     best_path = done[-1] / "best.pt"
     best = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else None
     return int(progress["epoch"]), list(progress["history"]), best

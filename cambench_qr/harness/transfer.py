@@ -9,8 +9,9 @@ gap means the explanations sit worse on real photos. Only clean rows (``distorti
 
 from __future__ import annotations
 
+from ..results import TRANSFER_SCORES
+
 SOURCE, TARGET = "standard", "real"
-TRANSFER_SCORES: tuple[str, ...] = ("fmr", "tmr", "bl", "dts")
 
 
 def transfer_summary(accuracy: list[dict], structure: list[dict]) -> list[dict]:

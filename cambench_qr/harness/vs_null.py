@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..metrics import SCORES, aggregate
+from ..results import VS_NULL_SCORES
 
-VS_NULL_SCORES: tuple[str, ...] = ("fmr", "tmr", "bl", "dts")
 VERDICTS: tuple[str, ...] = ("better", "indistinguishable", "worse")
 GROUP_COLUMNS: tuple[str, ...] = ("method", "config", "split", "distortion", "severity")
 _PAIR_KEY = ("config", "split", "id")

@@ -6,7 +6,9 @@
 - `write_eval_yaml(dataset_dir, methods)`: the benchmark `eval.yaml` of the dataset repo.
 - `write_metric_space(module_dir, space_dir)`: the evaluate module folder as a Space.
 - `build_leaderboard(results, out_dir, by_revision=False)`: summary.json files -> parquet, markdown, the
-  headline (competent models' CAMs against the null maps), plot.
+  headline (competent models' CAMs against the null maps), the matplotlib figures (`figures`).
+- `space.write_leaderboard_space(hub)`: the leaderboard Space folder (gradio app over the leaderboard).
+- `report.write_report(...)`: the run report, `index.md` and a self-contained `index.html`.
 - `push(hub, what, token)`: upload the folders with huggingface_hub, one `PushResult` per repo.
 """
 

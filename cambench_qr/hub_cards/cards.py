@@ -24,27 +24,28 @@ from huggingface_hub import (
 )
 
 from .. import __version__
-from ..harness.accuracy import competence_accuracy, config_accuracy, model_competence
-from ._io import write_text_atomic
-from .layout import HUB_URL, HubRoot
-from .scores import (
+from ..harness.accuracy import competence_accuracy, model_competence
+from ..results import (
     HEADLINE_SCORES,
+    PAPER_SCORES,
     SCORE_LABELS,
-    headline_rows,
-    is_clean,
-    is_graded,
+    VERDICT_SCORES,
+    StructureRow,
+    Summary,
     is_null_baseline,
     method_label,
-    score_label,
 )
-from .verdicts import VERDICT_LEGEND, VERDICT_SCORES, null_comparisons, verdict_cell
+from ._io import write_text_atomic
+from .layout import HUB_URL, HubRoot
+from .scores import headline_rows, is_clean, is_graded, score_label
+from .verdicts import VERDICT_LEGEND, null_comparisons, verdict_cell
 
 TASK_TYPE = "image-classification"
 TASK_NAME = "QR detection with structure-aware CAM explanations"
 DATASET_PRETTY_NAME = "CAMBench-QR"
 EVAL_RESULTS_FILE = ".eval_results/cambench-qr.yaml"
 # Scores declared as benchmark tasks in eval.yaml (besides accuracy), one task per (score, method, config).
-BENCHMARK_SCORES = ("fmr", "tmr", "bl")
+BENCHMARK_SCORES = PAPER_SCORES
 PAPER = "https://arxiv.org/abs/2509.16745"
 
 
@@ -57,23 +58,26 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _structure_args(row: dict) -> dict:
-    return {k: row[k] for k in ("method", "distortion", "severity") if row.get(k) is not None}
+def _structure_args(row: StructureRow) -> dict:
+    return {k: row[k] for k in ("method", "distortion", "severity") if row[k] is not None}
 
 
-def _is_card_row(row: dict) -> bool:
+def _is_card_row(row: StructureRow) -> bool:
     """Structure rows the model card reports: headline scores of the model's CAMs (no null baselines)."""
-    return (
-        row["score"] in HEADLINE_SCORES
-        and not is_null_baseline(row["method"])
-        and row.get("mean") is not None
-    )
+    return row.score in HEADLINE_SCORES and not is_null_baseline(row.method) and row.mean is not None
 
 
-def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
-    """`EvalResult`s of one evaluation: accuracy per (config, split), and the headline structure scores
-    (mean over valid samples) per CAM method on clean images and per severity of each distortion family."""
-    revision = summary["data"].get("revision")
+def as_summary(summary: Summary | dict) -> Summary:
+    """A summary.json's contents read through the results schema (a `Summary` as it is)."""
+    return summary if isinstance(summary, Summary) else Summary.from_json(summary)
+
+
+def model_index_results(summary: Summary | dict, hub: HubRoot) -> list[EvalResult]:
+    """`EvalResult`s of one evaluation (a `Summary` or a summary.json's contents): accuracy per (config,
+    split), and the headline structure scores (mean over valid samples) per CAM method on clean images and
+    per severity of each distortion family."""
+    summary = as_summary(summary)
+    revision = summary.data.revision
 
     def common(config: str, split: str) -> dict:
         return dict(
@@ -90,32 +94,34 @@ def model_index_results(summary: dict, hub: HubRoot) -> list[EvalResult]:
 
     results = [
         EvalResult(
-            **common(r["config"], r["split"]),
+            **common(r.config, r.split),
             metric_type="accuracy",
             metric_name="Accuracy",
-            metric_value=float(r["value"]),
+            metric_value=float(r.value),
         )
-        for r in config_accuracy(summary["accuracy"])
+        for r in summary.config_accuracy()
     ]
-    for row in summary["structure"]:
+    for row in summary.structure:
         if _is_card_row(row) and (is_clean(row) or is_graded(row)):
-            name = f"{SCORE_LABELS[row['score']]} ({method_label(row['method'])})"
+            name = f"{SCORE_LABELS[row.score]} ({method_label(row.method)})"
             results.append(
                 EvalResult(
-                    **common(row["config"], row["split"]),
-                    metric_type=row["score"],
+                    **common(row.config, row.split),
+                    metric_type=row.score,
                     metric_name=name,
-                    metric_value=float(row["mean"]),
+                    metric_value=float(row.mean),
                     metric_args=_structure_args(row),
                 )
             )
     return results
 
 
-def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[EvalResultEntry]:
-    """`.eval_results` entries for the tasks that `eval.yaml` declares (test split, clean severity rows)."""
-    revision = summary["data"].get("revision")
-    date = summary.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+def eval_result_entries(summary: Summary | dict, hub: HubRoot, model_repo: str) -> list[EvalResultEntry]:
+    """`.eval_results` entries for the tasks that `eval.yaml` declares (test split, clean severity rows)
+    of one evaluation (a `Summary` or a summary.json's contents)."""
+    summary = as_summary(summary)
+    revision = summary.data.revision
+    date = summary.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     common = dict(
         dataset_id=hub.dataset_id,
         dataset_revision=revision,
@@ -125,36 +131,31 @@ def eval_result_entries(summary: dict, hub: HubRoot, model_repo: str) -> list[Ev
     )
     entries = [
         EvalResultEntry(
-            task_id=task_id("accuracy", r["config"]),
-            value=float(r["value"]),
-            notes=f"{r['n']} test images",
+            task_id=task_id("accuracy", r.config),
+            value=float(r.value),
+            notes=f"{r.n} test images",
             **common,
         )
-        for r in config_accuracy(summary["accuracy"])
-        if r["split"] == "test"
+        for r in summary.config_accuracy()
+        if r.split == "test"
     ]
-    for row in summary["structure"]:
-        if (
-            row["split"] == "test"
-            and row["score"] in BENCHMARK_SCORES
-            and _is_card_row(row)
-            and is_clean(row)
-        ):
+    for row in summary.structure:
+        if row.split == "test" and row.score in BENCHMARK_SCORES and _is_card_row(row) and is_clean(row):
             entries.append(
                 EvalResultEntry(
-                    task_id=task_id(row["score"], row["config"], row["method"]),
-                    value=float(row["mean"]),
-                    notes=f"n={row['n']}",
+                    task_id=task_id(row.score, row.config, row.method),
+                    value=float(row.mean),
+                    notes=f"n={row.n}",
                     **common,
                 )
             )
     return entries
 
 
-def competence_markdown(summary: dict) -> str:
+def competence_markdown(summary: Summary) -> str:
     """One line: whether the model is competent (accuracy on `standard`, else the first config, at least
     the competence floor; judged here for summaries that do not record it)."""
-    (competent, floor), row = model_competence(summary), competence_accuracy(summary["accuracy"])
+    (competent, floor), row = model_competence(summary), competence_accuracy(summary.accuracy)
     accuracy = f"accuracy {_fmt(row['value'])} on `{row['config']}`" if row else "no accuracy"
     if competent:
         return f"Competent: {accuracy}, at least the competence floor {floor:.2f}."
@@ -164,11 +165,11 @@ def competence_markdown(summary: dict) -> str:
     )
 
 
-def verdicts_markdown(summary: dict) -> list[str]:
+def verdicts_markdown(summary: Summary) -> list[str]:
     """Markdown lines: per CAM method and score of VERDICT_SCORES on the clean headline config, the mean
     per-image difference to the uniform map and to the best null map with its 95% CI and verdict; empty
     for summaries without `vs_null` rows."""
-    config = next((r["config"] for r in headline_rows(summary["structure"])), None)
+    config = next((r.config for r in headline_rows(summary.structure)), None)
     comparisons = {
         key: c for key, c in null_comparisons(summary).items() if key[1] == config and key[3] == "none"
     }
@@ -201,13 +202,10 @@ def _versus(row: dict) -> str:
     return f"{verdict_cell(row.get('verdict'))}: {_fmt(row.get('diff_mean'))} [{low}, {high}]"
 
 
-def _results_markdown(summary: dict) -> str:
+def _results_markdown(summary: Summary) -> str:
     lines = [competence_markdown(summary), "", "| config | split | n | accuracy |", "|---|---|---|---|"]
-    lines += [
-        f"| {r['config']} | {r['split']} | {r['n']} | {_fmt(r['value'])} |"
-        for r in config_accuracy(summary["accuracy"])
-    ]
-    clean = [r for r in summary["structure"] if _is_card_row(r) and is_clean(r)]
+    lines += [f"| {r.config} | {r.split} | {r.n} | {_fmt(r.value)} |" for r in summary.config_accuracy()]
+    clean = [r for r in summary.structure if _is_card_row(r) and is_clean(r)]
     if clean:
         lines += [
             "",
@@ -217,16 +215,18 @@ def _results_markdown(summary: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['config']} | {method_label(r['method'])} | {score_label(r['score'])} | "
-            f"{_fmt(r['mean'])} [{_fmt(r.get('ci_low'))}, {_fmt(r.get('ci_high'))}] | "
-            f"{_fmt(r.get('chance'))} | {r['n']} ({r.get('n_invalid', 0)}) |"
+            f"| {r.config} | {method_label(r.method)} | {score_label(r.score)} | "
+            f"{_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | "
+            f"{_fmt(r.chance)} | {r.n} ({r.n_invalid or 0}) |"
             for r in clean
         ]
     return "\n".join(lines + verdicts_markdown(summary))
 
 
-def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> ModelCard:
-    """The model card: YAML (license, library, datasets, model-index) and our own body, no placeholders."""
+def model_card(summary: Summary | dict, training: dict, hub: HubRoot, repo_name: str) -> ModelCard:
+    """The model card: YAML (license, library, datasets, model-index) and our own body, no placeholders.
+    ``summary``: a `Summary` or a summary.json's contents."""
+    summary = as_summary(summary)
     repo_id = f"{hub.user}/{repo_name}"
     data = ModelCardData(
         model_name=repo_name,
@@ -238,9 +238,9 @@ def model_card(summary: dict, training: dict, hub: HubRoot, repo_name: str) -> M
         metrics=["accuracy", hub.metric_id],
         eval_results=model_index_results(summary, hub),
     )
-    regime = training.get("regime", summary["model"].get("regime"))
-    backbone = training.get("backbone", summary["model"].get("backbone"))
-    pretrained = training.get("pretrained", summary["model"].get("pretrained"))
+    regime = training.get("regime", summary.model.regime)
+    backbone = training.get("backbone", summary.model.backbone)
+    pretrained = training.get("pretrained", summary.model.pretrained)
     weights = "random initialisation" if pretrained in (None, "none") else f"`{pretrained}`"
     data_revision = training.get("data_revision")
     labels = json.dumps(training.get("label_names", ["non_qr", "qr"]))
@@ -268,13 +268,13 @@ model = timm.create_model("hf-hub:{repo_id}", pretrained=True)   # label_names: 
 | initial weights | {weights} |
 | data | `{hub.dataset_id}` config `{training.get("config", "")}`, revision `{data_revision}` |
 | epochs / lr / seed | {training.get("epochs")} / {training.get("lr")} / {training.get("seed")} |
-| image size | {training.get("image_size", summary["model"].get("image_size"))} |
+| image size | {training.get("image_size", summary.model.image_size)} |
 | cambench-qr version | {training.get("package_version", __version__)} |
 
 ## Results
 
-Data revision `{summary["data"].get("revision")}`, evaluated on {summary["hardware"].get("device")} with
-cambench-qr {summary["package_version"]} (results schema {summary["schema_version"]}).
+Data revision `{summary.data.revision}`, evaluated on {summary.hardware.get("device")} with
+cambench-qr {summary.package_version} (results schema {summary.schema_version}).
 
 {_results_markdown(summary)}
 
@@ -293,9 +293,11 @@ CAMBench-QR reimplements and extends "CAMBench-QR" ({PAPER}).
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
-def write_model_card(model_dir: str | Path, summary: dict, hub: HubRoot) -> Path:
+def write_model_card(model_dir: str | Path, summary: Summary | dict, hub: HubRoot) -> Path:
     """Write README.md (model card) and `.eval_results/cambench-qr.yaml` into a model repo folder that
-    holds the harness's `training.json`; returns the README path."""
+    holds the harness's `training.json`; returns the README path. ``summary``: a `Summary` or a
+    summary.json's contents."""
+    summary = as_summary(summary)
     model_dir = Path(model_dir)
     training_file = model_dir / "training.json"
     if not training_file.is_file():

@@ -4,7 +4,8 @@
 <root>/datasets/<user>/cambench-qr               the dataset repo (parquet + card + eval.yaml)
 <root>/spaces/<user>/cambench_structure          the evaluate metric module, publishable as a Space
 <root>/models/<user>/<backbone>-<regime>         timm checkpoint + model card + .eval_results/
-<root>/datasets/<user>/cambench-qr-leaderboard   leaderboard parquet + markdown + plot
+<root>/datasets/<user>/cambench-qr-leaderboard   leaderboard parquet + markdown + figures + galleries
+<root>/spaces/<user>/cambench-qr-leaderboard     the leaderboard Space (gradio app over that dataset)
 ```
 """
 
@@ -51,6 +52,10 @@ class HubRoot:
     @property
     def leaderboard_dir(self) -> Path:
         return self.root / "datasets" / self.user / LEADERBOARD_NAME
+
+    @property
+    def leaderboard_space_dir(self) -> Path:
+        return self.root / "spaces" / self.user / LEADERBOARD_NAME
 
     def model_dir(self, backbone: str, regime: str) -> Path:
         return self.root / "models" / self.user / check_name(f"{backbone}-{regime}", "model")

@@ -33,34 +33,36 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from .. import __version__
-from ..harness.accuracy import COMPETENCE_FLOOR, GROUPS, config_accuracy, headline_config, model_competence
-from ._io import write_bytes_atomic, write_text_atomic
-from .plot import draw_pareto_plot, pareto_front
-from .scores import (
+from ..harness.accuracy import COMPETENCE_FLOOR, headline_config, model_competence
+from ..harness.transfer import SOURCE, TARGET
+from ..results import (
+    ACCURACY_GROUPS,
+    CAUSAL_SCORE,
     HEADLINE_SCORES,
     PLOT_SCORE,
     SCORE_LABELS,
-    headline_rows,
-    higher_is_better,
-    is_clean,
-    is_graded,
+    SUMMARY_FILE,
+    TRANSFER_SCORES,
+    VERDICT_SCORES,
+    InterventionAgreementRow,
+    LatencyRow,
+    Summary,
     is_null_baseline,
     method_label,
-    score_label,
 )
-from .verdicts import VERDICT_LEGEND, VERDICT_SCORES, null_comparisons, verdict_cell, verdict_columns
+from ._io import write_bytes_atomic, write_text_atomic
+from .figures import pareto_front, write_figures
+from .scores import headline_rows, higher_is_better, is_clean, is_graded, score_label
+from .verdicts import VERDICT_LEGEND, null_comparisons, verdict_cell, verdict_columns
 
-SCHEMA_VERSION = 1
-SUMMARY_FILE = "summary.json"
 PARQUET_PATH = "data/leaderboard-00000-of-00001.parquet"
 HEADLINE_FILE = "headline.md"
+# The card's pretty_name: how `build_leaderboard` recognises a folder it may overwrite.
+LEADERBOARD_TITLE = "CAMBench-QR leaderboard"
 KEY_COLUMNS = ("model", "method", "config", "split", "distortion", "severity")
-# Causal agreement (harness.causal, higher is better) and the real-photo transfer table's configs and scores.
-CAUSAL_SCORE = "causal_agreement"
-TRANSFER_CONFIGS = ("standard", "real")
-TRANSFER_SCORES = ("fmr", "tmr", "bl", "dts")
 
 
 @dataclass(frozen=True)
@@ -97,35 +99,24 @@ def find_summaries(paths: list[str | Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def load_summary(path: str | Path) -> dict:
-    """Read one summary.json and check its schema version (one-line ValueError otherwise)."""
+def load_summary(path: str | Path) -> Summary:
+    """Read one summary.json through the results schema (`Summary.from_json`: schema version, sections,
+    rows); a one-line ValueError naming the file otherwise."""
     path = Path(path)
     try:
-        summary = json.loads(path.read_text())
+        return Summary.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    version = summary.get("schema_version") if isinstance(summary, dict) else None
-    if version != SCHEMA_VERSION:
-        raise ValueError(
-            f"{path} has results schema_version {version!r}; cambench-qr {__version__} reads "
-            f"schema {SCHEMA_VERSION} (re-run the evaluation with this version)"
-        )
-    missing = [
-        k
-        for k in ("package_version", "model", "data", "accuracy", "structure", "latency")
-        if k not in summary
-    ]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}: not a cambench-qr evaluation summary")
-    return summary
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc} (cambench-qr {__version__})") from None
 
 
-def model_name(summary: dict) -> str:
-    model = summary["model"]
-    return model.get("name") or f"{model['backbone']}-{model['regime']}"
+def model_name(summary: Summary) -> str:
+    model = summary.model
+    return model.name or f"{model.backbone}-{model.regime}"
 
 
-def model_columns(summary: dict) -> dict:
+def model_columns(summary: Summary) -> dict:
     """The model-level columns of a summary's rows; `competent` is judged from the accuracy rows (with this
     package's floor) for summaries written before it was recorded."""
     competent, floor = model_competence(summary)
@@ -133,66 +124,70 @@ def model_columns(summary: dict) -> dict:
         "model": model_name(summary),
         "competent": competent,
         "competence_floor": floor,
-        "cam_grid": summary["model"].get("cam_grid"),
-        "schema_version": summary["schema_version"],
-        "package_version": summary["package_version"],
-        "data_revision": str(summary["data"].get("revision")),
+        "cam_grid": summary.model.cam_grid,
+        "schema_version": summary.schema_version,
+        "package_version": summary.package_version,
+        "data_revision": str(summary.data.revision),
     }
 
 
-def summary_rows(summary: dict, source: str = "") -> list[dict]:
+def _latency_by_method(summary: Summary) -> dict[str, LatencyRow]:
+    """Each method's latency row at the largest measured batch."""
+    latency: dict[str, LatencyRow] = {}
+    for r in summary.latency:
+        if r.method not in latency or r.batch_size > latency[r.method].batch_size:
+            latency[r.method] = r
+    return latency
+
+
+def summary_rows(summary: Summary, source: str = "") -> list[dict]:
     """Leaderboard rows of one summary (see the module docstring)."""
-    model = summary["model"]
+    model = summary.model
     name = model_name(summary)
-    accuracy = {(r["config"], r["split"]): r["value"] for r in config_accuracy(summary["accuracy"])}
+    accuracy = {(r.config, r.split): r.value for r in summary.config_accuracy()}
     comparisons = null_comparisons(summary)
-    latency: dict[str, dict] = {}
-    for r in summary["latency"]:
-        if r["method"] not in latency or r["batch_size"] > latency[r["method"]]["batch_size"]:
-            latency[r["method"]] = r
+    latency = _latency_by_method(summary)
     grouped: dict[tuple, dict] = {}
-    for r in summary["structure"]:
-        key = (name, r["method"], r["config"], r["split"], r.get("distortion"), r.get("severity"))
+    for r in summary.structure:
+        key = (name, r.method, r.config, r.split, r.distortion, r.severity)
+        timing = latency.get(r.method)
         row = grouped.setdefault(
             key,
             {
                 **dict(zip(KEY_COLUMNS, key, strict=True)),
-                "backbone": model["backbone"],
-                "regime": model["regime"],
-                "pretrained": model.get("pretrained"),
-                "image_size": model.get("image_size"),
-                "accuracy": accuracy.get((r["config"], r["split"])),
-                "ms_per_img": latency.get(r["method"], {}).get("ms_per_img"),
-                "latency_batch_size": latency.get(r["method"], {}).get("batch_size"),
-                "device": summary["hardware"].get("device"),
-                "n": r["n"],
-                "n_invalid": r.get("n_invalid"),
+                "backbone": model.backbone,
+                "regime": model.regime,
+                "pretrained": model.pretrained,
+                "image_size": model.image_size,
+                "accuracy": accuracy.get((r.config, r.split)),
+                "ms_per_img": timing.ms_per_img if timing else None,
+                "latency_batch_size": timing.batch_size if timing else None,
+                "device": summary.hardware.get("device"),
+                "n": r.n,
+                "n_invalid": r.n_invalid,
                 **model_columns(summary),
                 **verdict_columns(comparisons.get(key[1:], {})),
                 "source": source,
             },
         )
-        score = r["score"]
-        if score in HEADLINE_SCORES:
+        if r.score in HEADLINE_SCORES:
             row.update(
                 {
-                    score: r["mean"],
-                    f"{score}_ci_low": r.get("ci_low"),
-                    f"{score}_ci_high": r.get("ci_high"),
-                    f"{score}_chance": r.get("chance"),
-                    f"{score}_n_invalid": r.get("n_invalid"),
+                    r.score: r.mean,
+                    f"{r.score}_ci_low": r.ci_low,
+                    f"{r.score}_ci_high": r.ci_high,
+                    f"{r.score}_chance": r.chance,
+                    f"{r.score}_n_invalid": r.n_invalid,
                 }
             )
-    for r in summary.get("causal", []):  # harness.causal: on the interventions config's clean rows
-        if r.get("kind") != "intervention_agreement":
-            continue
-        row = grouped.get((name, r["method"], r["config"], r["split"], "none", 0))
+    for r in summary.rows(InterventionAgreementRow):  # harness.causal: the interventions config's clean rows
+        row = grouped.get((name, r.method, r.config, r.split, "none", 0))
         if row is not None:
             row.update(
                 {
-                    CAUSAL_SCORE: r["mean"],
-                    f"{CAUSAL_SCORE}_ci_low": r["ci_low"],
-                    f"{CAUSAL_SCORE}_ci_high": r["ci_high"],
+                    CAUSAL_SCORE: r.mean,
+                    f"{CAUSAL_SCORE}_ci_low": r.ci_low,
+                    f"{CAUSAL_SCORE}_ci_high": r.ci_high,
                 }
             )
     return list(grouped.values())
@@ -202,7 +197,7 @@ def revision_of(row: dict) -> Revision:
     return Revision(row["schema_version"], row["package_version"], row["data_revision"])
 
 
-def load_summaries(paths: list[str | Path]) -> list[tuple[str, dict]]:
+def load_summaries(paths: list[str | Path]) -> list[tuple[str, Summary]]:
     """(source path, summary) of every summary under `paths` (`find_summaries`, `load_summary`)."""
     return [(str(path), load_summary(path)) for path in find_summaries(paths)]
 
@@ -212,7 +207,7 @@ def collect_rows(paths: list[str | Path], by_revision: bool = False) -> list[dic
     return checked_rows(load_summaries(paths), by_revision)
 
 
-def checked_rows(summaries: list[tuple[str, dict]], by_revision: bool = False) -> list[dict]:
+def checked_rows(summaries: list[tuple[str, Summary]], by_revision: bool = False) -> list[dict]:
     """The leaderboard rows of (source, summary) pairs; raises ValueError when they mix revisions (unless
     `by_revision`) or when two summaries give the same row."""
     rows: list[dict] = []
@@ -236,14 +231,13 @@ def checked_rows(summaries: list[tuple[str, dict]], by_revision: bool = False) -
     return sorted(rows, key=lambda r: (revision_of(r).label(), *(str(r[k]) for k in KEY_COLUMNS)))
 
 
-def accuracy_rows(summaries: list[tuple[str, dict]]) -> list[dict]:
+def accuracy_rows(summaries: list[tuple[str, Summary]]) -> list[dict]:
     """The grouped accuracy rows (`harness.accuracy`: by negative kind, QR version band, distortion
     severity) of (source, summary) pairs, each with its model's columns (`model_columns`)."""
     return [
-        {**model_columns(summary), **r}
+        {**model_columns(summary), **r.as_json()}
         for _, summary in summaries
-        for r in summary["accuracy"]
-        if "group" in r
+        for r in summary.grouped_accuracy()
     ]
 
 
@@ -482,7 +476,7 @@ def causal_and_transfer_tables(rows: list[dict]) -> list[str]:
             f"| {_model_cell(r)} | {method_label(r['method'])} | {_cell(r, CAUSAL_SCORE)} |" for r in causal
         ]
         out.append("")
-    source, target = TRANSFER_CONFIGS
+    source, target = SOURCE, TARGET
     clean = {(r["model"], r["method"], r["config"]): r for r in rows if is_clean(r)}
     pairs = sorted((m, meth) for m, meth, c in clean if c == target and (m, meth, source) in clean)
     if pairs:
@@ -529,7 +523,7 @@ def accuracy_tables(rows: list[dict]) -> list[str]:
     config by negative kind and by QR version band, and per config with graded distortions by distortion
     severity (clean and ungraded groups are the per-config accuracy already); empty without such rows."""
     out: list[str] = []
-    for group, by in GROUPS.items():
+    for group, by in ACCURACY_GROUPS.items():
         part = [r for r in rows if r["group"] == group and (group != "distortion" or is_graded(r))]
         if group != "distortion":
             out += _accuracy_table(ACCURACY_TITLES[group], part, by) if part else []
@@ -550,7 +544,7 @@ def plot_rows(rows: list[dict]) -> list[dict]:
 
 CARD_HEADER = """---
 license: apache-2.0
-pretty_name: CAMBench-QR leaderboard
+pretty_name: {title}
 tags:
 - cambench-qr
 - leaderboard
@@ -568,11 +562,13 @@ def build_leaderboard(
 ) -> dict[str, Path]:
     """Write the leaderboard into `out_dir` (a dataset repo folder, loadable with `load_dataset`):
     the parquet table, `leaderboard.md`, `headline.md`, one structure-vs-latency PNG per revision, and
-    README.md (the headline, then leaderboard.md). Returns {name: path} of what it wrote."""
+    README.md (the headline, then leaderboard.md). Returns {name: path} of what it wrote. `out_dir` must be
+    new, empty or an earlier leaderboard (`check_leaderboard_folder`)."""
+    out_dir = Path(out_dir)
+    check_leaderboard_folder(out_dir)
     summaries = load_summaries(paths)
     rows = checked_rows(summaries, by_revision)
     accuracy = accuracy_rows(summaries)
-    out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     sink = pa.BufferOutputStream()
     columns = list(dict.fromkeys(k for r in rows for k in r))  # from_pylist keeps only the first row's keys
@@ -593,22 +589,17 @@ def build_leaderboard(
     headline = ["## Headline", ""]
     for revision in revisions:
         part = [r for r in rows if revision_of(r) == revision]
-        name = "plot" if len(revisions) == 1 else f"plot-{revision.slug()}"
-        png = f"leaderboard-{revision.slug()}.png" if len(revisions) > 1 else "leaderboard.png"
+        suffix = "" if len(revisions) == 1 else f"-{revision.slug()}"
         points = plot_rows(part)
-        if points:
-            written[name] = write_bytes_atomic(
-                out_dir / png, draw_pareto_plot(points, PLOT_SCORE, title=revision.label())
-            )
+        figures = write_figures(points, part, out_dir, f"leaderboard{suffix}", revision.label())
+        written.update({f"{f.name}{suffix}": f.png for f in figures})
         front = {(points[i]["model"], points[i]["method"]) for i in pareto_front(points, PLOT_SCORE)}
         sections += [f"## {revision.label()}", ""]
+        for f in figures:
+            sections += [f"![{f.caption}]({f.png.name})", ""]
         if points:
-            sections += [
-                f"![{score_label(PLOT_SCORE)} vs latency]({png})",
-                "",
-                "Pareto front: " + ", ".join(f"{m} / {method_label(k)}" for m, k in sorted(front)),
-                "",
-            ]
+            names = ", ".join(f"{m} / {method_label(k)}" for m, k in sorted(front))
+            sections += [f"Pareto front: {names}", ""]
         sections.append(markdown_tables(part, [r for r in accuracy if revision_of(r) == revision]))
         headline += [f"### {revision.label()}", ""] if len(revisions) > 1 else []
         headline += [headline_markdown(part), ""]
@@ -617,6 +608,36 @@ def build_leaderboard(
     written["headline"] = write_text_atomic(out_dir / HEADLINE_FILE, "\n".join(headline))
     card = "\n".join(sections[:4] + headline + sections[4:])
     written["card"] = write_text_atomic(
-        out_dir / "README.md", CARD_HEADER.format(parquet=PARQUET_PATH) + card
+        out_dir / "README.md", CARD_HEADER.format(title=LEADERBOARD_TITLE, parquet=PARQUET_PATH) + card
     )
     return written
+
+
+def card_title(readme: Path) -> str | None:
+    """The `pretty_name` of a README.md's YAML header; None without a readable header."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        return None
+    try:
+        header = yaml.safe_load(text[4 : text.index("\n---", 4)])
+    except yaml.YAMLError:
+        return None
+    return header.get("pretty_name") if isinstance(header, dict) else None
+
+
+def check_leaderboard_folder(out_dir: Path) -> None:
+    """ValueError unless `out_dir` is absent, empty, or a leaderboard this package wrote (its README.md
+    card's `pretty_name` is `LEADERBOARD_TITLE`): a dataset card, a project README or any other folder
+    is never overwritten."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ValueError(f"leaderboard folder {out_dir} is a file")
+    if any(out_dir.iterdir()) and card_title(out_dir / "README.md") != LEADERBOARD_TITLE:
+        raise ValueError(
+            f"{out_dir} holds files and no {LEADERBOARD_TITLE} card (README.md): not overwriting it; "
+            "choose a new or empty folder, or a leaderboard folder"
+        )

@@ -1,19 +1,32 @@
 """`cambench-qr push`: send the repo folders of a local Hub root to the Hub with huggingface_hub.
 
 Each repo is pushed with `create_repo(exist_ok=True)` and one `upload_folder` commit that makes the Hub repo
-equal to the local folder (files that are gone locally are deleted remotely; unchanged files are skipped,
-so pushing twice is a no-op). A failure is reported for its repo and the others still go; local folders
+equal to the local folder's files of the repo's layout (`LAYOUTS`; files that are gone locally are deleted
+remotely; unchanged files are skipped, so pushing twice is a no-op). Nothing else in a folder (a killed
+build's staging folder, Arrow caches, lock and temporary files, an interrupted training's `state/`) is
+uploaded. A failure is reported for its repo and the others still go; local folders
 are only read, never changed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dataset_builder.publish import DATASET_LAYOUT, SEGMENT, layout_files, upload_patterns
 from .layout import HubRoot
 
-PUSH_TARGETS = ("dataset", "metric", "models", "leaderboard")
+PUSH_TARGETS = ("dataset", "metric", "models", "leaderboard", "spaces")
+# The files of each repo kind's layout (relative paths, matched in full); see layout.py, cards.py, space.py.
+LAYOUTS = {
+    "dataset": DATASET_LAYOUT,
+    "leaderboard": re.compile(
+        rf"README\.md|{SEGMENT}\.md|leaderboard[^/]*\.(png|svg)|galleries/{SEGMENT}\.png|data/{SEGMENT}\.parquet"),
+    "space": re.compile(rf"README\.md|{SEGMENT}\.py|requirements\.txt|space\.json"),
+    "model": re.compile(
+        rf"README\.md|{SEGMENT}\.json|{SEGMENT}\.safetensors|\.eval_results/{SEGMENT}\.yaml"),
+}
 
 
 @dataclass(frozen=True)
@@ -28,20 +41,22 @@ class PushResult:
         return f"{'ok  ' if self.ok else 'FAIL'} {self.repo_type:7s} {self.repo_id}: {self.message}"
 
 
-def _targets(hub: HubRoot, what: str) -> list[tuple[str, Path]]:
+def _targets(hub: HubRoot, what: str) -> list[tuple[str, Path, re.Pattern]]:
     if what not in (*PUSH_TARGETS, "all"):
         raise ValueError(f"unknown push target {what!r}; choose one of {', '.join((*PUSH_TARGETS, 'all'))}")
     chosen = PUSH_TARGETS if what == "all" else (what,)
-    targets: list[tuple[str, Path]] = []
+    targets: list[tuple[str, Path, re.Pattern]] = []
     for name in chosen:
         if name == "dataset":
-            targets.append(("dataset", hub.dataset_dir))
+            targets.append(("dataset", hub.dataset_dir, LAYOUTS["dataset"]))
         elif name == "metric":
-            targets.append(("space", hub.metric_dir))
+            targets.append(("space", hub.metric_dir, LAYOUTS["space"]))
         elif name == "models":
-            targets += [("model", folder) for folder in hub.model_dirs()]
-        else:
-            targets.append(("dataset", hub.leaderboard_dir))
+            targets += [("model", folder, LAYOUTS["model"]) for folder in hub.model_dirs()]
+        elif name == "leaderboard":
+            targets.append(("dataset", hub.leaderboard_dir, LAYOUTS["leaderboard"]))
+        else:  # "spaces": the leaderboard Space (the metric Space is "metric")
+            targets.append(("space", hub.leaderboard_space_dir, LAYOUTS["space"]))
     return targets
 
 
@@ -57,7 +72,7 @@ def push(hub: HubRoot, what: str = "all", token: str | None = None, quiet: bool 
     token = token or get_token()
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was pushed)")
-    existing = [(kind, folder) for kind, folder in targets if folder.is_dir()]
+    existing = [folder for _, folder, _ in targets if folder.is_dir()]
     if not existing:
         raise ValueError(
             f"nothing to push for {what!r} under {hub.root} for user {hub.user!r} "
@@ -68,7 +83,7 @@ def push(hub: HubRoot, what: str = "all", token: str | None = None, quiet: bool 
     if quiet:
         disable_progress_bars()
     try:
-        for kind, folder in targets:
+        for kind, folder, layout in targets:
             repo_id = hub.repo_id(folder)
             if not folder.is_dir():
                 results.append(PushResult(repo_id, kind, folder, False, f"no local folder {folder}"))
@@ -83,7 +98,7 @@ def push(hub: HubRoot, what: str = "all", token: str | None = None, quiet: bool 
                     folder_path=folder,
                     commit_message=f"cambench-qr push of {folder.name}",
                     delete_patterns="*",
-                    ignore_patterns=[".*.tmp", "**/__pycache__/**"],
+                    allow_patterns=upload_patterns(layout_files(folder, layout)),
                 )
                 results.append(PushResult(repo_id, kind, folder, True, info.commit_url))
             except Exception as exc:  # every failure is reported for its repo; the others still go

@@ -1,5 +1,6 @@
-"""The run report: the leaderboard's headline, then the leaderboard, its plot and CAM overlay galleries,
-as one markdown page.
+"""The run report: the leaderboard's headline, then the leaderboard's tables, its figures and CAM overlay
+galleries, as one markdown page (`index.md`) and the same as one self-contained HTML file (`index.html`,
+`hub_cards.html_report`).
 
 Galleries are drawn with OpenCV: one row per image (the image, its colour-coded part map, then each CAM
 as a JET overlay on the image), one column header per panel.
@@ -7,6 +8,7 @@ as a JET overlay on the image), one column header per panel.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -15,10 +17,13 @@ import numpy as np
 
 from ..dataset_builder.card import PART_COLORS
 from ._io import write_bytes_atomic, write_text_atomic
+from .html_report import write_html_report
 from .leaderboard import HEADLINE_FILE
 from .scores import method_label
 
 TILE = 128
+# a leaderboard figure line of leaderboard.md, moved after the tables in the report
+FIGURE = re.compile(r"!\[[^\]]*\]\(leaderboard[^)]*\.png\)")
 HEADER = 28
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -72,25 +77,28 @@ def write_report(
     outputs: list[str],
     floors: list[str] | None = None,
 ) -> Path:
-    """`report_dir/index.md`: the leaderboard's headline (`headline.md`: the competent models' CAMs on clean
-    images against the null maps, and the models left out as not competent; skipped for a leaderboard
-    folder without it), the leaderboard markdown (with its plot copied alongside; it holds the accuracy
-    by negative kind, QR version band and distortion severity), one gallery PNG per model, and the list
-    of every output of the run. ``floors``: markdown lines on the run's accuracy floors, placed first.
-    Returns the index path."""
+    """`report_dir/index.md` and `index.html`: ``floors`` (markdown lines on the run's accuracy floors)
+    first, then the leaderboard's headline (`headline.md`: the competent models' CAMs on clean images
+    against the null maps, and the models left out as not competent; skipped for a leaderboard folder
+    without it), the leaderboard's tables (it holds the accuracy by negative kind, QR version band and
+    distortion severity), its figures (PNG and SVG copied alongside), one gallery PNG per model, and the
+    list of every output of the run. Returns the index.md path."""
     report_dir, leaderboard_dir = Path(report_dir), Path(leaderboard_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    for png in leaderboard_dir.glob("leaderboard*.png"):
-        shutil.copyfile(png, report_dir / png.name)
+    for figure in [*leaderboard_dir.glob("leaderboard*.png"), *leaderboard_dir.glob("leaderboard*.svg")]:
+        shutil.copyfile(figure, report_dir / figure.name)
     headline = leaderboard_dir / HEADLINE_FILE
+    details = (leaderboard_dir / "leaderboard.md").read_text().split("\n", 1)[1].split("\n")
+    figures = [line for line in details if FIGURE.fullmatch(line)]
     lines = [
         "# CAMBench-QR run report",
         "",
         *([*floors, ""] if floors else []),
         *([headline.read_text(), "", "## Details"] if headline.is_file() else []),
-        (leaderboard_dir / "leaderboard.md").read_text().split("\n", 1)[1],
-    ]
-    lines += [
+        *(line for line in details if not FIGURE.fullmatch(line)),
+        "## Figures",
+        "",
+        *(f"{figure}\n" for figure in figures),
         "## Overlay galleries",
         "",
         "Rows: QR test images of the `standard` config; columns: the image, its",
@@ -101,4 +109,6 @@ def write_report(
         write_bytes_atomic(report_dir / f"gallery-{name}.png", png)
         lines += [f"### {name}", "", f"![{name}](gallery-{name}.png)", ""]
     lines += ["## Outputs", "", *(f"- `{o}`" for o in outputs), ""]
-    return write_text_atomic(report_dir / "index.md", "\n".join(lines))
+    index = write_text_atomic(report_dir / "index.md", "\n".join(lines))
+    write_html_report(index)
+    return index

@@ -1,50 +1,23 @@
-"""Which scores the cards and the leaderboard show, and how they are labelled.
+"""How the cards and the leaderboard label scores and pick rows.
 
-Values come from `cambench_qr.metrics` through the harness's summary.json; the direction of each score
-(higher or lower is better) is read from `cambench_qr.metrics.SCORES`, where the formulas live
-(`higher_is_better`, shared with the harness's verdicts against the null maps).
+Which scores are shown, and the labels of scores and methods, are in `cambench_qr.results`; the direction
+of each score (higher or lower is better) is read from `cambench_qr.metrics.SCORES`, where the formulas
+live (`higher_is_better`, shared with the harness's verdicts against the null maps).
 """
 
 from __future__ import annotations
 
 from ..harness.accuracy import headline_config
 from ..harness.vs_null import higher_is_better
-
-# score -> printed label, in table order
-SCORE_LABELS: dict[str, str] = {
-    "fmr": "FMR",
-    "tmr": "TMR",
-    "bl": "BL",
-    "auc_misf": "AUC-MISF",
-    "auc_mist": "AUC-MIST",
-    "auc_bg": "AUC-BG",
-    "dts": "DtS",
-}
-HEADLINE_SCORES = tuple(SCORE_LABELS)
-# The structure score on the leaderboard plot's y axis.
-PLOT_SCORE = "fmr"
-
-METHOD_LABELS: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcampp": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "layercam": "LayerCAM",
-    "hirescam": "HiResCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGrad-CAM",
-    "null_uniform": "null: uniform",
-    "null_centre": "null: centre",
-    "null_edge": "null: edge",
-    "null_random": "null: random",
-}
+from ..results import HEADLINE_SCORES as HEADLINE_SCORES  # re-exported for the cards' modules
+from ..results import PLOT_SCORE as PLOT_SCORE
+from ..results import SCORE_LABELS
+from ..results import is_null_baseline as is_null_baseline
+from ..results import method_label as method_label
 
 
 def score_label(score: str) -> str:
     return f"{SCORE_LABELS.get(score, score)} {'↑' if higher_is_better(score) else '↓'}"
-
-
-def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
 
 
 def is_clean(row: dict) -> bool:
@@ -55,11 +28,6 @@ def is_clean(row: dict) -> bool:
 def is_graded(row: dict) -> bool:
     """A structure row of one severity level (1..5) of a distortion family."""
     return bool(row.get("severity")) and row.get("distortion") not in (None, "none")
-
-
-def is_null_baseline(method: str) -> bool:
-    """A harness reference map (uniform, centre, edge, random), not a CAM of the model."""
-    return method.startswith("null_")
 
 
 def headline_rows(rows: list[dict]) -> list[dict]:

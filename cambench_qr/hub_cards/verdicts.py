@@ -11,41 +11,37 @@ from __future__ import annotations
 
 import math
 
-from .scores import higher_is_better, is_null_baseline, method_label
+from ..results import UNIFORM, StructureRow, Summary, is_null_baseline, method_label
+from .scores import higher_is_better
 
-UNIFORM = "null_uniform"
-# The scores whose verdicts the leaderboard's verdict table, the headline and the model cards show.
-VERDICT_SCORES = ("fmr", "bl", "dts")
 VERDICT_LABELS = {"better": "better", "indistinguishable": "≈", "worse": "worse"}
 VERDICT_LEGEND = (
     "better / worse: the 95% bootstrap CI of the per-image difference (method − null map) lies entirely on "
     "the good / bad side of 0; ≈: the CI contains 0 (indistinguishable)"
 )
-_GROUP = ("config", "split", "distortion", "severity")
 
 
-def best_nulls(structure: list[dict]) -> dict[tuple, str]:
+def best_nulls(structure: list[StructureRow]) -> dict[tuple, str]:
     """(config, split, distortion, severity, score) -> the null map with the best mean score there."""
-    best: dict[tuple, dict] = {}
+    best: dict[tuple, StructureRow] = {}
     for r in structure:
-        mean = r.get("mean")
-        if not is_null_baseline(r["method"]) or mean is None or not math.isfinite(mean):
+        if not is_null_baseline(r.method) or r.mean is None or not math.isfinite(r.mean):
             continue
-        key = (*(r.get(c) for c in _GROUP), r["score"])
-        sign = 1 if higher_is_better(r["score"]) else -1
-        if key not in best or sign * mean > sign * best[key]["mean"]:
+        key = (r.config, r.split, r.distortion, r.severity, r.score)
+        sign = 1 if higher_is_better(r.score) else -1
+        if key not in best or sign * r.mean > sign * best[key].mean:
             best[key] = r
-    return {key: r["method"] for key, r in best.items()}
+    return {key: r.method for key, r in best.items()}
 
 
-def null_comparisons(summary: dict) -> dict[tuple, dict[str, dict]]:
+def null_comparisons(summary: Summary) -> dict[tuple, dict[str, dict]]:
     """(method, config, split, distortion, severity) -> {score: {"uniform": vs_null row against the
     uniform map, "best": vs_null row against the best null map}} (a side is absent without its row)."""
     rows = {
-        (*(r.get(c) for c in ("method", *_GROUP)), r["score"], r["null"]): r
-        for r in summary.get("vs_null", [])
+        (r.method, r.config, r.split, r.distortion, r.severity, r.score, r.null): r
+        for r in summary.vs_null or []
     }
-    best = best_nulls(summary["structure"])
+    best = best_nulls(summary.structure)
     out: dict[tuple, dict[str, dict]] = {}
     for (method, *group, score, null), row in rows.items():
         sides = out.setdefault((method, *group), {}).setdefault(score, {})
