@@ -8,6 +8,13 @@ Timed: the full suite from raw part maps ("cold"), `prepare_parts` alone, and th
 more map of the same images with the part maps prepared once (e.g. the 2nd..7th CAM method of a batch).
 
     .venv/bin/python scripts/bench_metrics.py [--batch 256] [--repeats 7] [--threads N]
+        [--save-outputs FILE.npz | --compare-outputs FILE.npz]
+
+``--save-outputs`` writes every output of the suite on these inputs (standard, paper, min-max, signed,
+pointing-tolerance, prepared and tied maps, on the CPU backend and, for 24 maps, the torch backend) to an
+.npz; ``--compare-outputs`` checks the current code against such a file, bit for bit (NaN = NaN). Run the
+first with another tree on PYTHONPATH (e.g. main's) to hold a refactor to the same numbers. Either
+option skips the timing.
 """
 
 from __future__ import annotations
@@ -43,6 +50,44 @@ def make_data(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch
     return saliency.contiguous(), parts
 
 
+def all_outputs(saliency: torch.Tensor, parts: torch.Tensor) -> dict[str, np.ndarray]:
+    """Every output of ``structure_scores`` in several modes, keyed ``mode/output``."""
+    import cambench_qr.metrics._rows as rows_module
+    from cambench_qr.metrics import prepare_parts, structure_scores
+
+    modes = {"standard": {}, "paper": {"mask_mode": "paper"},
+             "paper_px": {"mask_mode": "paper", "module_px": 8.0}, "minmax": {"normalize": "minmax"},
+             "tolerance": {"pointing_tolerance": 3.0}}
+    tied = (saliency * 8).floor() / 8
+    runs = {name: (saliency, parts, kwargs) for name, kwargs in modes.items()}
+    runs["signed"] = (saliency - 0.3, parts, {"signed": True})
+    runs["tied"] = (tied, parts, {})
+    runs["prepared"] = (saliency, prepare_parts(parts), {})
+    runs["prepared_paper"] = (saliency, prepare_parts(parts, mask_mode="paper", pointing_tolerance=2.0), {})
+    out = {}
+    for name, (sal, prt, kwargs) in runs.items():
+        out.update({f"{name}/{k}": v.numpy() for k, v in structure_scores(sal, prt, **kwargs).items()})
+    cpu_kernels = rows_module.numpy_kernels
+    rows_module.numpy_kernels = lambda device: False  # the torch backend, on CPU tensors
+    try:
+        for name, kwargs in {**modes, "tied": {}}.items():
+            sal = tied if name == "tied" else saliency
+            scores = structure_scores(sal[:24], parts[:24], **kwargs)
+            out.update({f"torch_{name}/{k}": v.numpy() for k, v in scores.items()})
+    finally:
+        rows_module.numpy_kernels = cpu_kernels
+    return out
+
+
+def compare_outputs(saved: str, outputs: dict[str, np.ndarray]) -> None:
+    """Print whether ``outputs`` equal the saved ones bit for bit (NaN = NaN)."""
+    reference = np.load(saved)
+    differ = [k for k in reference.files if k not in outputs or reference[k].dtype != outputs[k].dtype
+              or not np.array_equal(reference[k], outputs[k], equal_nan=reference[k].dtype.kind == "f")]
+    print(f"outputs vs {saved}: {len(reference.files) - len(differ)} of {len(reference.files)} bit-identical"
+          + (f"; differ: {differ[:10]}" if differ else ""))
+
+
 def best_of(fn, repeats: int) -> tuple[float, float, float]:
     """(wall, process CPU) seconds of the fastest of ``repeats`` calls after a warm-up, and the median
     wall time. CPU time counts every thread of the process, so on a loaded machine it is the steadier
@@ -63,6 +108,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--save-outputs", metavar="FILE.npz")
+    parser.add_argument("--compare-outputs", metavar="FILE.npz")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import quantus
@@ -70,6 +117,14 @@ def main() -> None:
     from cambench_qr.metrics import SCORE_NAMES, prepare_parts, structure_scores
 
     saliency, parts = make_data(args.batch, args.size)
+    if args.save_outputs or args.compare_outputs:
+        outputs = all_outputs(saliency, parts)
+        if args.save_outputs:
+            np.savez(args.save_outputs, **outputs)
+            print(f"saved {len(outputs)} outputs to {args.save_outputs}")
+        if args.compare_outputs:
+            compare_outputs(args.compare_outputs, outputs)
+        return
     b = args.batch
     ours = best_of(lambda: structure_scores(saliency, parts), args.repeats)
     prep = best_of(lambda: prepare_parts(parts), args.repeats)

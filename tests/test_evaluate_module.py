@@ -69,7 +69,7 @@ def test_add_batch_with_pil_parts_and_mixed_sizes(metric):
     expected = float(metrics.structure_scores(maps[0][None], parts[0][None])["fmr"][0])
     assert r["per_sample"]["fmr"][0] == pytest.approx(expected) and expected == pytest.approx(0.5, abs=0.3)
     assert math.isnan(r["per_sample"]["fmr"][1])  # the second map has no finder
-    with pytest.raises(ValueError, match="one shape.*inputs \\[1\\]"):
+    with pytest.raises(ValueError, match="^saliency map 1 is 5x5 but its part map is 4x5$"):
         metric.compute(saliency=maps, parts=[parts[0], parts[1][:4]])
     with pytest.raises(ValueError, match="non-finite"):
         metric.compute(saliency=[np.full((3, 3), np.nan, np.float32)], parts=[np.zeros((3, 3), np.uint8)])
@@ -109,3 +109,34 @@ def test_space_app_scores_uploaded_images():
         app.score(upload.resize((8, 8), Image.NEAREST), part_image, 0, "sum", "standard")
     with pytest.raises(gr.Error, match="the part map holds id 18: part ids are 0..9"):
         app.score(upload, Image.fromarray(parts + 10), 0, "sum", "standard")
+
+
+def test_bfloat16_saliency_scores_as_its_float32_values(metric):
+    """It raised "Got unsupported ScalarType BFloat16"."""
+    sal = torch.from_numpy(SAL_4).bfloat16()
+    r = metric.compute(saliency=sal, parts=PARTS_4)
+    assert r["fmr"] == pytest.approx(float(metrics.structure_scores(sal.float(), PARTS_4)["fmr"][0]))
+
+
+@pytest.mark.parametrize("saliency, parts, message", [
+    (SAL_4, PARTS_4 > 3, "parts must hold integer part ids 0..9, got torch.bool"),
+    (SAL_4.astype(np.int64), PARTS_4, "floating-point values .* got torch.int64"),
+    (SAL_4 > 0, PARTS_4, "floating-point values .* got torch.bool"),
+])
+def test_bool_and_integer_inputs_are_refused_as_by_structure_scores(metric, saliency, parts, message):
+    """The module stored bool parts as ids 0/1 (all-NaN scores) and integer saliency as floats."""
+    with pytest.raises(ValueError, match=message):
+        metrics.structure_scores(saliency, parts)
+    with pytest.raises(ValueError, match=message):
+        metric.compute(saliency=saliency, parts=parts)
+
+
+@pytest.mark.parametrize("saliency, parts", [
+    (np.random.default_rng(0).random((40, 3, 64, 64), np.float32), np.zeros((40, 64, 64), np.uint8)),
+    (np.random.default_rng(0).random((40, 64, 64), np.float32), np.full((40, 64, 64), 300, np.int64)),
+])
+def test_errors_are_one_short_line_without_the_arrays(metric, saliency, parts):
+    """The module's errors dumped the inputs (up to 1.1 MB)."""
+    with pytest.raises(ValueError) as error:
+        metric.compute(saliency=saliency, parts=parts)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 120

@@ -18,7 +18,8 @@ from cambench_qr.metrics import (
     prepare_parts,
     structure_scores,
 )
-from cambench_qr.metrics.scores import sort_row_keys, sorted_keys
+from cambench_qr.metrics.backends.numba_cpu import sort_row_keys
+from cambench_qr.metrics.backends.torch_batched import sorted_keys
 from cambench_qr.parts import DATA, FINDER, FORMAT_INFO, NUM_PARTS, QUIET_ZONE, SEPARATOR, TIMING
 
 # A 4x4 part map and saliency small enough to score by hand (ids: 2 finder, 4 timing, 8 data, 0/1 out).
@@ -361,7 +362,8 @@ def test_rank_statistics_of_the_cpu_kernel_and_torch_against_brute_force():
     same cut positions, and both give the brute-force class counts below them, position sums and ties
     across classes (sum over runs of equal values of #(class < c) #(class >= c))."""
     from cambench_qr.metrics import cpu_kernels
-    from cambench_qr.metrics.scores import _block_sums, _quantile_positions, _Ranked, _torch_rank_stats
+    from cambench_qr.metrics.backends.contract import quantile_positions, query_offsets
+    from cambench_qr.metrics.backends.torch_batched import Ranked, _block_sums, rank_stats
 
     sal, _ = random_batch(9, levels=3)
     g = torch.Generator().manual_seed(9)
@@ -373,19 +375,25 @@ def test_rank_statistics_of_the_cpu_kernel_and_torch_against_brute_force():
     top_k[0] = torch.tensor([0, 1, n])  # empty, one pixel, every pixel
     keys = sorted_keys(w_unit, classes)
     block = 29  # n = 23 * 29
-    torch_stats = _torch_rank_stats(_Ranked(keys, block, _block_sums(keys, block)), top_k)
-    q, low = (x.numpy() for x in _quantile_positions(n, keys.device))
+    torch_stats = rank_stats(Ranked(keys, block, _block_sums(keys, block)), top_k)
+    groups = ("auc_kept", "cut_first", "cut_end", "top")
+    torch_positions = torch.cat([getattr(torch_stats, g).at for g in groups], 1)
+    torch_below = {r: torch.cat([getattr(torch_stats, g).below[r] for g in groups], 1)
+                   for r in ("box", "structure", "finder")}
+    offsets = np.array(list(query_offsets(3).values()))
+    q, low = (x.numpy() for x in quantile_positions(n, keys.device))
     for row in range(batch):
         positions = np.empty(len(q) + 7, np.int64)
         counts, sums = np.empty((len(positions), 3), np.int64), np.empty(4, np.int64)
-        cpu_kernels.rank_stats(keys[row].numpy(), q, low, top_k[row].numpy(), positions, counts, sums)
-        assert np.array_equal(positions, torch_stats.positions[row].numpy()), row
+        cpu_kernels.rank_stats(keys[row].numpy(), q, low, top_k[row].numpy(), offsets, positions, counts,
+                               sums)
+        assert np.array_equal(positions, torch_positions[row].numpy()), row
         sorted_class = (keys[row].numpy() & 3).astype(np.int64)
         value = keys[row].numpy() >> 2
         for c, region in enumerate(("box", "structure", "finder"), start=1):
             prefix = np.concatenate([[0], np.cumsum(sorted_class >= c)])
             assert np.array_equal(counts[:, c - 1], prefix[positions]), (row, region)
-            assert torch.equal(torch_stats.below[region][row], torch.from_numpy(prefix[positions]).double())
+            assert torch.equal(torch_below[region][row], torch.from_numpy(prefix[positions]).double())
         for c, region in enumerate(("box", "structure"), start=1):
             position_sum = np.flatnonzero(sorted_class >= c).sum()
             pairs = sum(int((sorted_class[value == v] < c).sum()) * int((sorted_class[value == v] >= c).sum())
@@ -398,9 +406,9 @@ def test_rank_statistics_of_the_cpu_kernel_and_torch_against_brute_force():
 
 def test_large_and_wide_maps_against_references():
     """More than 2**16 pixels, a long row, and a pixel count whose largest small divisor is 1 (prime)."""
-    from cambench_qr.metrics.scores import _block_length
+    from cambench_qr.metrics.backends.contract import block_length
 
-    assert _block_length(224 * 224) == 64 and _block_length(3 * 5000) == 60 and _block_length(7 * 11) == 11
+    assert block_length(224 * 224) == 64 and block_length(3 * 5000) == 60 and block_length(7 * 11) == 11
     g = torch.Generator().manual_seed(9)
     for shape in ((1, 260, 270), (1, 3, 5000), (1, 1, 4999)):
         sal = torch.rand(shape, generator=g) ** 4
@@ -534,3 +542,15 @@ def test_chunk_threads_run_torch_serially_and_the_callers_setting_is_restored():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_list_of_maps_of_different_sizes_is_a_clear_error():
+    """It failed with "only integer tensors of a single element can be converted to an index"."""
+    sal = [np.ones((8, 8), np.float32), np.ones((4, 4), np.float32)]
+    parts = [np.full((8, 8), 2, np.uint8), np.full((4, 4), 2, np.uint8)]
+    with pytest.raises(ValueError, match="^parts maps differ in size: map 0 is 8x8, map 1 is 4x4; "):
+        structure_scores(sal, parts)
+    with pytest.raises(ValueError, match="^saliency maps differ in size: map 0 is 8x8, map 1 is 4x4; "):
+        structure_scores(sal, [parts[0], parts[0]])
+    same = structure_scores([sal[0], sal[0]], [parts[0], parts[0]])  # a list of one size is a batch
+    assert same["fmr"].tolist() == [1.0, 1.0]

@@ -55,3 +55,19 @@ def test_grid_bad_input():
         area_average_parts(PARTS_4, (5, 2))
     with pytest.raises(ValueError, match="fractions"):
         grid_scores(torch.ones(1, 3, 3), area_average_parts(PARTS_4, (2, 2)))
+
+
+def test_grid_takes_the_inputs_structure_scores_takes():
+    """The same checks (``metrics.inputs``): a bf16 map scores as its float32 values, an integer or bool
+    map gets the same one-line error as from structure_scores, fractions must be float."""
+    fractions = area_average_parts(PARTS_4, (2, 2))
+    sal = torch.tensor([[[1.0, 0.5], [0.25, 0.0]]])
+    assert torch.equal(grid_scores(sal.bfloat16(), fractions)["fmr"], grid_scores(sal, fractions)["fmr"])
+    for bad in (sal.long(), sal > 0):
+        with pytest.raises(ValueError) as grid_error:
+            grid_scores(bad, fractions)
+        with pytest.raises(ValueError) as core_error:
+            structure_scores(bad, torch.zeros(1, 2, 2, dtype=torch.uint8))
+        assert str(grid_error.value) == str(core_error.value) and "floating-point" in str(grid_error.value)
+    with pytest.raises(ValueError, match="float fractions"):
+        grid_scores(sal, fractions.long())

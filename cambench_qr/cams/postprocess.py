@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cambench_qr.maps import sum_normalize
+
 NORMALIZE_MODES = ("sum", "minmax")
 POSTPROCESS_MODES = ("pytorch-grad-cam", *NORMALIZE_MODES)
 
@@ -36,9 +38,9 @@ def normalize_maps(maps: torch.Tensor, mode: str = "sum") -> torch.Tensor:
     and comes out NaN, so it is counted downstream instead of silently scoring as zero.
     """
     _check_maps(maps)
-    x = maps.clamp(min=0)
     if mode == "sum":
-        return x / x.sum(dim=(1, 2), keepdim=True)
+        return sum_normalize(maps)
+    x = maps.clamp(min=0)
     if mode == "minmax":
         low = x.amin(dim=(1, 2), keepdim=True)
         return (x - low) / (x.amax(dim=(1, 2), keepdim=True) - low)

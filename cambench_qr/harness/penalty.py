@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..cams import upsample
+from ..maps import sum_normalize
 from ..metrics import region_masks
 
 
@@ -21,8 +22,7 @@ def leak_penalty(cams: torch.Tensor, parts: torch.Tensor, leak_lambda: float,
                  leak_alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample ``(penalty, <C, outside>)``, both (B,), from raw CAMs (B,h,w) and part maps (B,H,W);
     differentiable in ``cams``. An all-zero map has C = 0 and so a zero penalty."""
-    maps = upsample(cams.clamp(min=0), tuple(parts.shape[-2:]))
-    maps = maps / (maps.sum(dim=(1, 2), keepdim=True) + 1e-8)
+    maps = sum_normalize(upsample(cams.clamp(min=0), tuple(parts.shape[-2:])), eps=1e-8)
     masks = region_masks(parts)
     outside = (maps * masks["outside"]).sum(dim=(1, 2))
     structure = (maps * masks["structure"]).sum(dim=(1, 2))

@@ -135,7 +135,7 @@ def part_runs(parts: np.ndarray, row_runs: np.ndarray, run_start: np.ndarray, ru
 @njit(nogil=True, cache=True)
 def run_sums(values: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
     """``out[j]`` = float64 sum of float32 ``values[starts[j]:starts[j + 1]]`` (the last run ends at the
-    end of ``values``): one row's part-run sums (``prepared.run_sums`` in torch)."""
+    end of ``values``): one row's part-run sums (``torch_batched.run_sums`` in torch)."""
     runs = starts.shape[0]
     for j in range(runs):
         stop = values.shape[0] if j + 1 == runs else starts[j + 1]
@@ -154,7 +154,7 @@ def _float64_sum(values: np.ndarray) -> float:
 @njit(nogil=True, cache=True)
 def row_keys(bits: np.ndarray, classes: np.ndarray, out: np.ndarray) -> None:
     """``out = ((bits << 2) | classes) XOR 2**31`` (uint32): the unsorted sort keys of one row
-    (``scores.sorted_keys``)."""
+    (``torch_batched.sorted_keys``)."""
     for j in range(bits.shape[0]):
         out[j] = ((bits[j] << 2) | classes[j]) ^ KEY_SIGN
 
@@ -170,25 +170,27 @@ def _value_key(bits: int) -> int:
 
 @njit(nogil=True, cache=True)
 def rank_stats(keys: np.ndarray, quantile: np.ndarray, low: np.ndarray, top_k: np.ndarray,
-               positions: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> None:
-    """What the rank-based scores read off one row of n sorted int32 keys (``scores.sorted_keys``:
-    key + 2**31 = float32 value bits << 2 | pixel class); ``scores._torch_rank_stats`` is the same for a
+               offsets: np.ndarray, positions: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> None:
+    """What the rank-based scores read off one row of n sorted int32 keys (``torch_batched.sorted_keys``:
+    key + 2**31 = float32 value bits << 2 | pixel class); ``torch_batched.rank_stats`` is the same for a
     batch, in torch.
 
-    ``positions`` (Q,) int64, Q = len(quantile) + 2 len(top_k) + 1, the first sorted positions:
-      - at or above each AUC threshold ``tau_j = v[low_j] + (v[low_j + 1] - v[low_j]) * (quantile_j -
-        low_j)`` (float64, then rounded up to float32; v the sorted values, ``low_j + 1`` at most n - 1);
-      - of the run of values tied at the cut of the ``top_k[r]`` highest pixels, for each r, then the
-        first position after each of those runs;
-      - of the run of the maximum.
+    ``positions`` (Q,) int64, Q = len(quantile) + 2 len(top_k) + 1, the first sorted positions (each
+    group from its column in ``offsets``: ``contract.query_offsets``):
+      - ``auc_kept``: at or above each AUC threshold ``tau_j = v[low_j] + (v[low_j + 1] - v[low_j]) *
+        (quantile_j - low_j)`` (float64, then rounded up to float32; v the sorted values, ``low_j + 1``
+        at most n - 1);
+      - ``cut_first``, ``cut_end``: of the run of values tied at the cut of the ``top_k[r]`` highest
+        pixels, for each r, and the first position after it;
+      - ``top``: of the run of the maximum.
     ``counts`` (Q, 3) int64: pixels of class >= 1, >= 2 and >= 3 before each position.
     ``sums`` (4,) int64: the position sums of the pixels of class >= 1 and of class >= 2, then the tied
     pairs of each with its complement: sum over runs of equal values of #(class < c) #(class >= c)."""
     n = keys.shape[0]
     word = np.empty(1, np.uint32)  # float32 bits <-> value
     value = word.view(np.float32)
-    n_auc, n_rank = quantile.shape[0], top_k.shape[0]
-    for j in range(n_auc):
+    auc_at, cut_first_at, cut_end_at, top_at = offsets[0], offsets[1], offsets[2], offsets[3]
+    for j in range(quantile.shape[0]):
         word[0] = (keys[low[j]] + KEY_OFFSET) >> 2
         v_low = np.float64(value[0])
         word[0] = (keys[min(low[j] + 1, n - 1)] + KEY_OFFSET) >> 2
@@ -196,12 +198,12 @@ def rank_stats(keys: np.ndarray, quantile: np.ndarray, low: np.ndarray, top_k: n
         value[0] = np.float32(tau)
         if np.float64(value[0]) < tau:  # round up: the next float32
             word[0] += np.uint32(1)
-        positions[j] = _first_at_least(keys, _value_key(np.int64(word[0])))
-    for r in range(n_rank):
+        positions[auc_at + j] = _first_at_least(keys, _value_key(np.int64(word[0])))
+    for r in range(top_k.shape[0]):
         cut = keys[min(max(n - top_k[r], 0), n - 1)] & -4
-        positions[n_auc + r] = _first_at_least(keys, cut)
-        positions[n_auc + n_rank + r] = _first_at_least(keys, cut + 4)
-    positions[n_auc + 2 * n_rank] = _first_at_least(keys, keys[n - 1] & -4)
+        positions[cut_first_at + r] = _first_at_least(keys, cut)
+        positions[cut_end_at + r] = _first_at_least(keys, cut + 4)
+    positions[top_at] = _first_at_least(keys, keys[n - 1] & -4)
 
     order = _argsort_small(positions)
     box = structure = finder = box_sum = structure_sum = 0

@@ -12,9 +12,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cambench_qr.metrics.prepared import REGION_NAMES, check_parts
-from cambench_qr.metrics.scores import _nan_where, _scored_map, check_saliency
-from cambench_qr.parts import NUM_PARTS, PART_NAMES, REGIONS
+from cambench_qr.metrics.formulas import mass_scores, nan_where
+from cambench_qr.metrics.inputs import as_tensor, check_parts, check_saliency
+from cambench_qr.metrics.regions import REGION_NAMES
+from cambench_qr.metrics.scores import _scored_map
+from cambench_qr.parts import NUM_PARTS, REGIONS
 
 
 def area_average_parts(parts, grid_hw: tuple[int, int]) -> torch.Tensor:
@@ -36,31 +38,22 @@ def grid_scores(saliency, fractions: torch.Tensor, *, normalize: str = "sum", si
     ``mass_<part>``, ``mass_<region>``, ``lift_<region>``, ``fmr``, ``tmr``, ``bl``, each with
     ``chance_<score>`` (the value of a uniform map) and ``valid``, as in ``structure_scores``."""
     sal = check_saliency(saliency)
-    if fractions.ndim != 4 or fractions.shape[1] != NUM_PARTS or fractions.shape[2:] != sal.shape[1:] \
-            or fractions.shape[0] != sal.shape[0]:
-        raise ValueError(f"expected saliency (B, h, w) and fractions (B, {NUM_PARTS}, h, w); got "
-                         f"{tuple(sal.shape)} and {tuple(fractions.shape)}")
+    fractions = as_tensor(fractions, "fractions")
+    expected = (sal.shape[0], NUM_PARTS, *sal.shape[1:])
+    if not fractions.is_floating_point() or fractions.shape != expected:
+        raise ValueError(f"expected saliency (B, h, w) and float fractions (B, {NUM_PARTS}, h, w); got "
+                         f"{tuple(sal.shape)} and {fractions.dtype} {tuple(fractions.shape)}")
     w, _ = _scored_map(sal.flatten(1).float(), normalize, signed)
     total = w.double().sum(1)
     valid = total > 0
     frac = fractions.flatten(2).double()
     part_mass = torch.einsum("bn,bpn->bp", w.double(), frac) / torch.where(valid, total, 1)[:, None]
     part_area = frac.mean(2)
-    out, chance = {}, {}
-    for i, name in enumerate(PART_NAMES):
-        out[f"mass_{name}"], chance[f"mass_{name}"] = part_mass[:, i], part_area[:, i]
-    for r in REGION_NAMES:
-        ids = list(REGIONS[r])
-        mass, area = part_mass[:, ids].sum(1), part_area[:, ids].sum(1)
-        out[f"mass_{r}"], chance[f"mass_{r}"] = mass, area
-        out[f"lift_{r}"] = _nan_where(mass / area, area == 0)
-        chance[f"lift_{r}"] = _nan_where(torch.ones_like(area), area == 0)
-    for score, r in (("fmr", "finder"), ("tmr", "timing"), ("bl", "box")):
-        empty = chance[f"mass_{r}"] == 0
-        region = "outside" if score == "bl" else r
-        out[score] = _nan_where(out[f"mass_{region}"], empty)
-        chance[score] = _nan_where(chance[f"mass_{region}"], empty)
-    result = {k: _nan_where(v, ~valid) for k, v in out.items()}
-    result.update({f"chance_{k}": _nan_where(v, ~valid) for k, v in chance.items()})
+    region_mass = {r: part_mass[:, list(REGIONS[r])].sum(1) for r in REGION_NAMES}
+    region_area = {r: part_area[:, list(REGIONS[r])].sum(1) for r in REGION_NAMES}
+    empty = {r: a == 0 for r, a in region_area.items()}
+    out, chance = mass_scores(part_mass, part_area, region_mass, region_area, empty)
+    result = {k: nan_where(v, ~valid) for k, v in out.items()}
+    result.update({f"chance_{k}": nan_where(v, ~valid) for k, v in chance.items()})
     result["valid"] = valid
     return result

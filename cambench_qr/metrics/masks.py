@@ -22,12 +22,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cambench_qr.parts import FINDER, REGIONS, SEPARATOR, TIMING
+from cambench_qr.metrics.inputs import check_options
+from cambench_qr.metrics.regions import MIN_CLASS, REGION_NAMES, pixel_classes, region_of_class
+from cambench_qr.parts import FINDER, SEPARATOR, TIMING
 
-MASK_MODES = ("standard", "paper")
-BOX_IDS = REGIONS["box"]
-if BOX_IDS != tuple(range(BOX_IDS[0], BOX_IDS[-1] + 1)):
-    raise ImportError("region_masks assumes the box part ids are contiguous; parts.REGIONS changed")
 FINDER_MODULES = 3 * 7 * 7  # three 7x7 finder patterns: the module pitch follows from their area
 
 
@@ -58,15 +56,25 @@ def paper_timing_mask(parts: torch.Tensor, module_px: torch.Tensor | None = None
     return (parts == TIMING) | (grown & (parts == SEPARATOR))
 
 
+def mode_classes(parts: torch.Tensor, mask_mode: str, module_px: torch.Tensor | None = None,
+                 standard: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(pixel_class, paper_timing)``: the pixel classes (``regions``) of (B, H, W) part maps in
+    ``mask_mode`` (``standard``: their standard-mode classes when already computed) and, in paper mode,
+    the paper's timing mask (None in standard mode)."""
+    classes = pixel_classes(parts) if standard is None else standard
+    if mask_mode == "standard":
+        return classes, None
+    paper_timing = paper_timing_mask(parts, module_px).view(classes.shape)
+    timing_class = torch.full_like(classes, MIN_CLASS["structure"])  # structure, not finder
+    return torch.where(paper_timing, timing_class, classes), paper_timing
+
+
 def region_masks(parts: torch.Tensor, mask_mode: str = "standard",
                  module_px: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Boolean (B, H, W) masks ``finder, timing, structure, box, outside`` for ``mask_mode``.
 
     ``structure = finder | timing`` and ``outside = ~box`` in both modes; only the timing mask differs
     (see the module docstring)."""
-    if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
-    finder = parts == FINDER
-    timing = parts == TIMING if mask_mode == "standard" else paper_timing_mask(parts, module_px)
-    box = (parts >= BOX_IDS[0]) & (parts <= BOX_IDS[-1])
-    return {"finder": finder, "timing": timing, "structure": finder | timing, "box": box, "outside": ~box}
+    check_options(mask_mode=mask_mode)
+    classes, _ = mode_classes(parts, mask_mode, module_px)
+    return {r: region_of_class(classes, r) for r in REGION_NAMES}

@@ -12,93 +12,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from cambench_qr.metrics import _rows, cpu_kernels
+from cambench_qr.metrics import _rows, backends
 from cambench_qr.metrics._rows import Scratch
 from cambench_qr.metrics.edt import distance_to_labels
-from cambench_qr.metrics.masks import MASK_MODES, paper_timing_mask
+from cambench_qr.metrics.inputs import check_module_px, check_options, check_parts
+from cambench_qr.metrics.masks import mode_classes
+from cambench_qr.metrics.regions import MIN_CLASS, POINTING_REGIONS
 from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
-
-REGION_NAMES = ("finder", "timing", "structure", "box", "outside")
-POINTING_REGIONS = ("finder", "box")
-
-
-def check_parts(parts, device: torch.device | None = None) -> torch.Tensor:
-    """(B, H, W) uint8 part ids, or a ValueError naming the first sample with an id outside 0..9."""
-    prt = torch.as_tensor(parts, device=device)
-    if prt.ndim != 3:
-        raise ValueError(f"parts must be (B, H, W), got shape {tuple(prt.shape)}")
-    if prt.shape[0] == 0 or prt.shape[1] == 0 or prt.shape[2] == 0:
-        raise ValueError(f"parts must hold at least one map of at least one pixel, got {tuple(prt.shape)}")
-    if prt.is_floating_point() or prt.is_complex() or prt.dtype == torch.bool:
-        raise ValueError(f"parts must be an integer tensor of part ids 0..{NUM_PARTS - 1}, got {prt.dtype}")
-    flat = prt.flatten(1)
-    highest = flat.amax(1)
-    lowest = flat.amin(1) if prt.dtype.is_signed else torch.zeros_like(highest)
-    bad = (lowest < 0) | (highest >= NUM_PARTS)
-    if bad.any():
-        i = int(bad.nonzero()[0])
-        wrong = int(lowest[i]) if lowest[i] < 0 else int(highest[i])
-        raise ValueError(f"parts sample {i} holds id {wrong}; part ids are 0..{NUM_PARTS - 1}")
-    return prt.to(torch.uint8).contiguous()
-
-
-def check_module_px(module_px, batch: int, device: torch.device) -> torch.Tensor:
-    """(B,) float64 module pitches from None, one number or one per sample; NaN means unknown."""
-    if module_px is None:
-        return torch.full((batch,), float("nan"), dtype=torch.float64, device=device)
-    px = torch.as_tensor(module_px, dtype=torch.float64, device=device).reshape(-1)
-    if px.numel() == 1:
-        px = px.expand(batch)
-    if px.numel() != batch or not bool((torch.isnan(px) | (torch.isfinite(px) & (px > 0))).all()):
-        raise ValueError(f"module_px must be one positive number or {batch} positive numbers (one per "
-                         f"sample; NaN where unknown), got {module_px!r}")
-    return px
-
-
-# Pixel class of each part id in standard mode: [in box] + [in structure] + [in finder]. Four disjoint
-# classes: 0 outside the box, 1 box but not structure, 2 timing, 3 finder; so every region is a threshold
-# on the class.
-_CLASS_OF_PART = torch.tensor([(i in REGIONS["box"]) + (i in REGIONS["structure"]) + (i in REGIONS["finder"])
-                               for i in range(NUM_PARTS)], dtype=torch.uint8)
-MIN_CLASS = {"finder": 3, "structure": 2, "box": 1}  # region = pixels of class >= MIN_CLASS[region]
-
-
-def run_sums(values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-    """float64 sums of the flat ``values`` over the runs ``[starts[i], starts[i + 1])`` (the last run
-    ends at the end). (The CPU scoring path sums each row's runs with ``cpu_kernels.run_sums``.)"""
-    lengths = torch.diff(starts, append=starts.new_tensor([values.numel()]))
-    return torch.segment_reduce(values.reshape(-1).double(), "sum", lengths=lengths)
-
-
-_CLASS_BITS = sum(int(c) << (2 * i) for i, c in enumerate(_CLASS_OF_PART))  # the classes, 2 bits an id
-
-
-def _part_runs(flat: torch.Tensor, scratch: Scratch | None
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(run_start, run_bin, row_runs, part_px, pixel_class)`` of (B, n) uint8 part maps (see
-    ``PreparedParts``): compiled kernels on the CPU (the classes into ``scratch`` when given), batched
-    torch ops elsewhere."""
-    batch, n = flat.shape
-    if _rows.numpy_kernels(flat.device):
-        parts = flat.numpy()
-        classes = np.empty_like(parts) if scratch is None else scratch.get("pixel_class", parts.shape, "u1")
-        row_runs = np.empty(batch + 1, np.int64)
-        cpu_kernels.count_part_runs(parts, _CLASS_BITS, classes, row_runs)
-        run_start, run_bin = np.empty(row_runs[-1], np.int64), np.empty(row_runs[-1], np.int64)
-        part_px = np.zeros((batch, NUM_PARTS), np.int64)
-        cpu_kernels.part_runs(parts, row_runs, run_start, run_bin, part_px)
-        return (torch.from_numpy(run_start), torch.from_numpy(run_bin), torch.from_numpy(row_runs),
-                torch.from_numpy(part_px).double(), torch.from_numpy(classes))
-    starts = torch.ones_like(flat, dtype=torch.bool)
-    torch.ne(flat[:, 1:], flat[:, :-1], out=starts[:, 1:])
-    run_start = starts.view(-1).nonzero()[:, 0]
-    row_runs = torch.searchsorted(run_start, torch.arange(batch + 1, device=flat.device) * n)
-    row = torch.repeat_interleave(torch.arange(batch, device=flat.device), torch.diff(row_runs))
-    run_bin = row * NUM_PARTS + flat.view(-1)[run_start]
-    run_length = torch.diff(run_start, append=run_start.new_tensor([batch * n]))
-    part_px = torch.bincount(run_bin, weights=run_length.double(), minlength=batch * NUM_PARTS)
-    pixel_class = _CLASS_OF_PART.to(flat.device)[flat.long()]
-    return run_start, run_bin, row_runs, part_px.view(batch, NUM_PARTS), pixel_class
 
 
 @dataclass(frozen=True)
@@ -109,7 +29,7 @@ class PreparedParts:
     along a row starts (every row starts one); ``run_bin`` (R,) int64: row * NUM_PARTS + the run's
     part id; ``row_runs`` (B + 1,) int64: the first run of each row. A part's mass is the sum of its
     runs' sums (real part maps hold ~1000 runs per 224x224 row).
-    ``pixel_class`` (B, n) uint8: 0 outside the box, 1 box but not structure, 2 timing, 3 finder.
+    ``pixel_class`` (B, n) uint8: the pixel classes of ``metrics.regions`` in ``mask_mode``.
     ``paper_timing`` (B, n) bool: the paper's timing mask (None in standard mode).
     ``distance`` (B, n) float32: exact Euclidean distance to the structure (0 for a sample without
     structure); ``mean_distance`` (B,) float64 its mean over the pixels. ``near`` holds the pointing
@@ -157,10 +77,7 @@ def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
 def check_prepare_args(parts, mask_mode: str, module_px, pointing_tolerance: float
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(parts, module_px)`` checked (``check_parts``, ``check_module_px``), or a ValueError."""
-    if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
-    if not pointing_tolerance >= 0:
-        raise ValueError(f"pointing_tolerance must be >= 0 pixels, got {pointing_tolerance}")
+    check_options(mask_mode=mask_mode, pointing_tolerance=pointing_tolerance)
     prt = check_parts(parts)
     return prt, check_module_px(module_px, prt.shape[0], prt.device)
 
@@ -173,12 +90,9 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     n = height * width
     device = prt.device
     flat = prt.view(batch, n)
-    run_start, run_bin, row_runs, part_px, pixel_class = _part_runs(flat, scratch)
-    paper_timing = None
-    if mask_mode == "paper":
-        paper_timing = paper_timing_mask(prt, px).view(batch, n)
-        timing_class = torch.full_like(pixel_class, MIN_CLASS["structure"])  # structure, not finder
-        pixel_class = torch.where(paper_timing, timing_class, pixel_class)
+    runs = backends.for_device(device).part_runs(flat, scratch)
+    run_start, run_bin, row_runs, part_px = runs.run_start, runs.run_bin, runs.row_runs, runs.part_px
+    pixel_class, paper_timing = mode_classes(prt, mask_mode, px, runs.pixel_class)
     area_px = {r: part_px[:, list(REGIONS[r])].sum(1) for r in ("finder", "box")}
     area_px["timing"] = part_px[:, TIMING] if paper_timing is None else paper_timing.sum(1).double()
     area_px["structure"] = area_px["finder"] + area_px["timing"]

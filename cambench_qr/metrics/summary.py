@@ -10,28 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cambench_qr.metrics.inputs import check_module_px, check_options, check_pairs, map_list
 from cambench_qr.metrics.scores import SCORE_NAMES, structure_scores
 
 SUMMARY_KEYS: tuple[str, ...] = (*SCORE_NAMES, *(f"chance_{name}" for name in SCORE_NAMES))
-
-
-def as_map_list(maps) -> list[np.ndarray]:
-    """(H, W) numpy arrays from a (B, H, W) tensor/array or a sequence of 2-D maps or PIL images."""
-    if isinstance(maps, torch.Tensor):
-        maps = maps.detach().cpu().numpy()
-    return [np.asarray(m.detach().cpu() if isinstance(m, torch.Tensor) else m) for m in maps]
-
-
-def _module_px_list(module_px, count: int) -> list[float] | None:
-    if module_px is None:
-        return None
-    values = np.asarray(module_px.cpu() if isinstance(module_px, torch.Tensor) else module_px,
-                        dtype=np.float64).reshape(-1)
-    if values.size == 1:
-        return [float(values[0])] * count
-    if values.size != count:
-        raise ValueError(f"module_px must be one number or one per map ({count}), got {values.size}")
-    return values.tolist()
 
 
 def summarize(saliency, parts, *, module_px=None, normalize: str = "sum", mask_mode: str = "standard",
@@ -41,28 +23,28 @@ def summarize(saliency, parts, *, module_px=None, normalize: str = "sum", mask_m
     Returns ``{<score>: mean, "chance_<score>": mean, "n": number of maps, "n_invalid": {score: number
     of NaN samples}}`` and, with ``return_per_sample``, ``"per_sample": {key: list}`` (``valid`` included).
     """
-    maps, part_maps = as_map_list(saliency), as_map_list(parts)
-    if len(maps) != len(part_maps):
-        raise ValueError(f"got {len(maps)} saliency maps and {len(part_maps)} part maps")
-    if not maps:
-        raise ValueError("no maps to score")
-    px = _module_px_list(module_px, len(maps))
+    check_options(normalize=normalize, mask_mode=mask_mode, signed=signed,
+                  pointing_tolerance=pointing_tolerance)
+    maps, part_maps = map_list(saliency, "saliency"), map_list(parts, "parts")
+    check_pairs(maps, part_maps)
+    px = check_module_px(module_px, len(maps), torch.device("cpu")).tolist()
     groups: dict[tuple, list[int]] = {}
-    for i, (m, prt) in enumerate(zip(maps, part_maps, strict=True)):
-        groups.setdefault((m.shape, prt.shape), []).append(i)  # a mismatched pair fails in its own group
+    for i, m in enumerate(maps):
+        groups.setdefault(m.shape, []).append(i)
     columns = {key: np.full(len(maps), np.nan) for key in (*SUMMARY_KEYS, "valid")}
     for index in groups.values():
         try:
             scores = structure_scores(
-                torch.from_numpy(np.stack([maps[i] for i in index]).astype(np.float32)),
+                torch.from_numpy(np.stack([maps[i] for i in index])),
                 torch.from_numpy(np.stack([part_maps[i] for i in index])),
-                module_px=None if px is None else [px[i] for i in index], normalize=normalize,
+                module_px=[px[i] for i in index], normalize=normalize,
                 mask_mode=mask_mode, signed=signed, pointing_tolerance=pointing_tolerance)
         except ValueError as error:
             if len(groups) == 1:
                 raise
-            raise ValueError(f"{error}; sample numbers count among the maps of shape {maps[index[0]].shape}, "
-                             f"which are inputs {index}") from None
+            inputs = ", ".join(map(str, index[:5])) + (", ..." if len(index) > 5 else "")
+            raise ValueError(f"{error} (samples numbered among the {len(index)} maps of size "
+                             f"{'x'.join(map(str, maps[index[0]].shape))}: inputs {inputs})") from None
         for key in columns:
             columns[key][index] = scores[key].double().cpu().numpy()
     result: dict = {key: float(np.nanmean(columns[key])) if np.isfinite(columns[key]).any() else float("nan")

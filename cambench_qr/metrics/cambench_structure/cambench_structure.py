@@ -8,7 +8,8 @@ imports the formulas from the installed ``cambench_qr`` package.
 import datasets
 import evaluate
 
-from cambench_qr.metrics.summary import as_map_list, summarize
+from cambench_qr.metrics.inputs import check_pairs, map_list
+from cambench_qr.metrics.summary import summarize
 
 _DESCRIPTION = """\
 Structure scores of saliency maps (CAMs) against exact QR part-label maps (CAMBench-QR): finder and
@@ -19,8 +20,9 @@ ROC-AUC, lift over area, and the chance value (uniform map) of every score.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    saliency: (B, H, W) tensor/array or a list of (H, W) maps; non-negative unless signed=True.
-    parts: part-label maps of the same shapes (uint8 ids 0..9; PIL images from the dataset work).
+    saliency: (B, H, W) tensor/array or a list of (H, W) maps of any sizes, float16, bfloat16, float32 or
+        float64 values; non-negative unless signed=True. Integer and bool maps are refused.
+    parts: part-label maps of the same shapes (integer ids 0..9; PIL images from the dataset work).
     module_px: module pitch in pixels, one number or one per map (gives dts_modules).
     normalize: "sum" (default: p = w / sum w) or "minmax" (the paper's scaling).
     mask_mode: "standard" (default) or "paper" (the paper's timing mask).
@@ -65,13 +67,20 @@ class CambenchStructure(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2509.16745"],
         )
 
-    def add_batch(self, **kwargs):
-        """Accepts tensors and PIL images as well as arrays (they are stored as nested lists)."""
-        return super().add_batch(**{k: v if v is None else as_map_list(v) for k, v in kwargs.items()})
+    def add_batch(self, *, saliency=None, parts=None, **kwargs):
+        """Adds (B, H, W) maps or lists of (H, W) maps of any sizes (tensors, arrays, PIL images), checked
+        here (``cambench_qr.metrics.inputs``) before they are stored."""
+        if saliency is None or parts is None:
+            raise ValueError("add_batch needs both saliency and parts")
+        maps, part_maps = map_list(saliency, "saliency"), map_list(parts, "parts")
+        check_pairs(maps, part_maps)
+        return super().add_batch(saliency=maps, parts=part_maps, **kwargs)
 
-    def add(self, **kwargs):
+    def add(self, *, saliency=None, parts=None, **kwargs):
         """Adds one (H, W) map and its part map (tensor, array or PIL image)."""
-        return super().add(**{k: v if v is None else as_map_list([v])[0] for k, v in kwargs.items()})
+        if saliency is None or parts is None:
+            raise ValueError("add needs both saliency and parts")
+        return self.add_batch(saliency=[saliency], parts=[parts], **kwargs)
 
     def _compute(self, saliency, parts, module_px=None, normalize="sum", mask_mode="standard", signed=False,
                  pointing_tolerance=0.0, return_per_sample=False):
