@@ -212,8 +212,6 @@ def test_cam_engine_answers_every_bad_input_with_a_short_error(tiny_model):
     assert set(good) == set(METHODS)  # the engine still works after the barrage
 
 
-@pytest.mark.xfail(strict=True, reason="the CAM engine's image checks (non-tensor, non-float, NaN / inf "
-                   "images) come with branch hf: remove this mark when it is merged")
 def test_cam_engine_rejects_bad_images(tiny_model):
     x = torch.randn(2, 3, 32, 32)
     nan, inf = x.clone(), x.clone()
@@ -221,7 +219,7 @@ def test_cam_engine_rejects_bad_images(tiny_model):
     inf[0, 2, 0, 0] = -float("inf")
     cases = [{"images": images} for images in (
         nan, inf, torch.full_like(x, float("nan")), x.to(torch.int64), (x * 50).to(torch.uint8), x > 0,
-        x.tolist(), x.numpy(), None, "images")]
+        x.tolist(), x.numpy(), None, "images", x[:0], x[:, :1], x.double(), x.half())]
     outcomes, failures = throw_at_engine(tiny_model, cases)
     print(f"\nCAM engine, bad images: {sum(outcomes.values())} bad inputs: {dict(outcomes)}")
     assert failures == []

@@ -102,6 +102,8 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError(f"images must be a (B, C, H, W) tensor, got {shape}")
     if not images.dtype.is_floating_point:
         raise ValueError(f"images must be a floating-point tensor, got {images.dtype}")
+    if len(images) == 0:
+        raise ValueError("images is an empty batch (B = 0)")
     bad = (~torch.isfinite(images.detach())).flatten(1).any(1)
     if bool(bad.any()):
         listed = bad.nonzero().squeeze(1).tolist()
@@ -163,7 +165,12 @@ class CamEngine:
         # Gradients are needed even when the caller is inside no_grad() or inference_mode().
         with state, _hooked(self.layer, capture), torch.inference_mode(False):
             with torch.set_grad_enabled(need_grads or differentiable):
-                logits = self.forward(images)
+                try:
+                    logits = self.forward(images)
+                except RuntimeError as error:  # e.g. 1-channel images for an RGB stem, float64 for float32
+                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    raise ValueError(f"the model's forward pass failed on images of shape "
+                                     f"{tuple(images.shape)} and dtype {images.dtype}: {reason}") from error
             if len(capture.outputs) != 1:
                 layer = self.layer.name or type(self.layer.module).__name__
                 raise ValueError(f"target layer {layer} ran {len(capture.outputs)} times in one forward "
