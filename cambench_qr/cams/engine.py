@@ -16,24 +16,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from cambench_qr.cams.layers import TargetLayer, resolve_target_layer
 from cambench_qr.cams.methods import CAM_METHODS, METHODS
+from cambench_qr.cams.pgc import is_pgc, pgc_map, pgc_methods
 
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam", "layercam", "eigengradcam")
 
 
 @dataclass(frozen=True)
 class CamOutput:
-    """Raw maps ``{method: (B, h, w)}``, the model's logits ``(B, K)`` and the class indices ``(B,)`` used."""
+    """Raw maps ``{method: (B, h, w)}``, the model's logits ``(B, K)`` and the class indices ``(B,)`` used.
+
+    ``failed``: ``{method: reason}`` for each ``pgc:`` method that could not run on this model or input
+    (it has no entry in ``maps``); the other methods are unaffected. A ``pgc:`` map whose method works
+    at the input resolution (FullGrad, RefineCAM, SESS) is ``(B, H, W)``.
+    """
 
     maps: dict[str, torch.Tensor]
     logits: torch.Tensor
     targets: torch.Tensor
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 class _Capture:
@@ -82,12 +89,19 @@ def _frozen_eval(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+def available_methods() -> tuple[str, ...]:
+    """Every method name the engine accepts: its own ``METHODS``, then pytorch-grad-cam's ``pgc:`` names."""
+    return (*METHODS, *pgc_methods())
+
+
+def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    """The method names without repeats; ValueError listing the available names for an unknown one."""
     if isinstance(methods, str):
         methods = (methods,)
-    unknown = [m for m in methods if m not in CAM_METHODS]
+    known = available_methods()
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from {METHODS}")
+        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from {', '.join(known)}")
     return tuple(dict.fromkeys(methods))
 
 
@@ -133,10 +147,14 @@ class CamEngine:
         eval mode with frozen parameters and returns detached tensors; ``differentiable=True`` leaves
         the model's mode and flags alone and keeps the graph (maps and logits) for a training loss.
         """
-        methods = _check_methods(methods)
+        methods = check_methods(methods)
         if images.ndim != 4:
             raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-        need_grads = any(CAM_METHODS[m].uses_gradients for m in methods)
+        library = [m for m in methods if is_pgc(m)]
+        if library and differentiable:
+            raise ValueError(f"{library} run through pytorch-grad-cam and cannot be differentiable")
+        own = [m for m in methods if not is_pgc(m)]
+        need_grads = any(CAM_METHODS[m].uses_gradients for m in own)
         capture = _Capture(detach=not differentiable)
         state = contextlib.nullcontext() if differentiable else _frozen_eval(self.model)
         if not differentiable:
@@ -161,8 +179,15 @@ class CamEngine:
                 grid_grads = None if grads is None else self.layer.to_grid(grads, image_hw)
                 if not differentiable:
                     grid_acts, logits = grid_acts.detach(), logits.detach()
-                maps = {m: CAM_METHODS[m](grid_acts, grid_grads) for m in methods}
-        return CamOutput(maps=maps, logits=logits, targets=targets)
+                maps = {m: CAM_METHODS[m](grid_acts, grid_grads) for m in own}
+        failed = {}
+        for m in library:  # each through the library, after the engine's hooks and state are released
+            try:
+                maps[m] = pgc_map(m, self.model, self.layer, images, targets, logits, acts.ndim)
+            except Exception as exc:  # reported per method in CamOutput.failed, never skipped silently
+                failed[m] = f"{type(exc).__name__}: {exc}".strip()
+        maps = {m: maps[m] for m in methods if m in maps}
+        return CamOutput(maps=maps, logits=logits, targets=targets, failed=failed)
 
 
 def compute_cams(
