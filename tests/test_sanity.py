@@ -288,3 +288,26 @@ def test_training_on_permuted_labels(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--permute-labels"):
         train_module.train(out=tmp_path / "leak", permute_labels=True, regime="ft_leakmin", augment=0,
                            **{k: v for k, v in settings.items() if k != "regime"})
+
+
+# --- the hub card table and figure ---------------------------------------------------------------------
+
+def test_sanity_table_and_figure(tmp_path):
+    from cambench_qr.hub_cards.sanity import sanity_figure, sanity_table_markdown
+
+    rows = sanity_rows([_hand_result("cascading", [0.1, -0.1, 0.2, 0.0], [0.1, 0.3, 0.2, 0.2], 0.2),
+                        _hand_result("independent", [0.9] * 4, [0.5] * 4, 0.2)], n_boot=100)
+    rows.append({"kind": "sanity", "test": "cascading", "method": "pgc:fullgrad", "score": "error",
+                 "error": "ValueError: boom"})
+    table = sanity_table_markdown(rows).splitlines()
+    assert table[0].startswith("| method | test | depth | similarity")
+    line = next(t for t in table if t.startswith("| m | cascading"))
+    assert "| 1.00 | 0.050 [" in line and "| 0.200 [" in line and line.endswith("| 0.200 | pass |")
+    assert next(t for t in table if t.startswith("| m | independent")).endswith("| - |")
+    assert any("pgc:fullgrad" in t and "error: ValueError: boom" in t for t in table)
+    png, svg = sanity_figure(rows, tmp_path / "sanity")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and svg.read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match="no 'data' sanity rows"):
+        sanity_figure(rows, tmp_path / "x", test="data")
+    with pytest.raises(ValueError, match="no sanity rows"):
+        sanity_table_markdown([{"kind": "structure"}])
