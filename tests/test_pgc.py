@@ -84,3 +84,11 @@ def test_input_resolution_methods_and_vit_reshape():
 def test_library_methods_cannot_be_differentiable():
     with pytest.raises(ValueError, match="cannot be differentiable"):
         CamEngine(_model())(torch.randn(1, 3, 64, 64), methods=("pgc:gradcam",), differentiable=True)
+
+
+def test_methods_option_parses_own_and_library_names():
+    from cambench_qr.harness.options import parse_methods
+
+    assert parse_methods(" gradcam, pgc:scorecam ,,gradcam") == ("gradcam", "pgc:scorecam")
+    with pytest.raises(ValueError, match="unknown CAM method.*choose from gradcam"):
+        parse_methods("gradcam,pgc:scorecamm")
