@@ -47,7 +47,7 @@ from torch import nn
 
 from ..cams import CamEngine, TargetLayer, check_methods, upsample
 from ..metrics import aggregate, prepare_parts, structure_scores
-from .map_similarity import SIMILARITY_NAMES, map_similarity
+from .map_similarity import SIMILARITY_NAMES, SimilarityReference
 from .randomization import chunk_blocks, randomization_blocks, randomize_
 
 TESTS = ("cascading", "independent", "random_logit", "data")
@@ -112,15 +112,25 @@ class _Explainer:
         return {m: torch.cat(v) for m, v in maps.items()}, torch.cat(logits)
 
 
-def _record(result: SanityResult, step: int, original: dict[str, torch.Tensor],
-            maps: dict[str, torch.Tensor], prepared) -> None:
+class _Original:
+    """The original maps of every method and their similarity references (NaN maps of a failed method
+    enter as zeros; their rows are NaN in every comparison)."""
+
+    def __init__(self, maps: dict[str, torch.Tensor]) -> None:
+        self.valid = {m: torch.isfinite(v).flatten(1).all(1) for m, v in maps.items()}
+        self.reference = {m: SimilarityReference(torch.where(self.valid[m][:, None, None], v, 0.0))
+                          for m, v in maps.items()}
+
+
+def _record(result: SanityResult, step: int, original: _Original, maps: dict[str, torch.Tensor],
+            prepared) -> None:
     """Append one step's per-image similarity and structure scores of every method to ``result``."""
     cols = result.columns
     for m, current in maps.items():
-        valid = torch.isfinite(current).flatten(1).all(1) & torch.isfinite(original[m]).flatten(1).all(1)
+        valid = torch.isfinite(current).flatten(1).all(1) & original.valid[m]
         safe = torch.where(valid[:, None, None], current, 0.0)
         scores = structure_scores(safe, prepared, signed=True)
-        similarity = map_similarity(torch.where(valid[:, None, None], original[m], 0.0), safe)
+        similarity = original.reference[m].compare(safe)
         n = len(current)
         cols["method"] += [m] * n
         cols["step"] += [step] * n
@@ -163,9 +173,10 @@ def model_randomization(model: nn.Module, images: torch.Tensor, parts: torch.Ten
     result = SanityResult(order, [SanityStep(0, 0.0)])
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
-        original, logits = explain(images, None, result, 0)
+        first, logits = explain(images, None, result, 0)
         targets = logits.argmax(1)
-        _record(result, 0, original, original, prepared)
+        original = _Original(first)
+        _record(result, 0, original, first, prepared)
         done = 0
         for k, chunk in enumerate(chunks, start=1):
             if order == "independent":
@@ -190,14 +201,15 @@ def random_logit(model: nn.Module, images: torch.Tensor, parts: torch.Tensor,
     explain = _Explainer(model, check_methods(methods), batch_size, target_layer)
     prepared = prepare_parts(parts, module_px=module_px)
     result = SanityResult("random_logit", [SanityStep(0, 0.0), SanityStep(1, 1.0)])
-    original, logits = explain(images, None, result, 0)
+    first, logits = explain(images, None, result, 0)
+    original = _Original(first)
     classes = logits.shape[1]
     if classes < 2:
         raise ValueError("the random-logit test needs a model with at least two classes")
     generator = torch.Generator().manual_seed(seed)
     offset = torch.randint(1, classes, (len(images),), generator=generator).to(logits.device)
     other = (logits.argmax(1) + offset) % classes
-    _record(result, 0, original, original, prepared)
+    _record(result, 0, original, first, prepared)
     _record(result, 1, original, explain(images, other, result, 1)[0], prepared)
     result.engine_passes = explain.passes
     return result
@@ -216,8 +228,9 @@ def data_randomization(model: nn.Module, permuted_model: nn.Module, images: torc
     permuted = _Explainer(permuted_model, methods, batch_size, target_layer)
     prepared = prepare_parts(parts, module_px=module_px)
     result = SanityResult("data", [SanityStep(0, 0.0), SanityStep(1, 1.0)])
-    original, _ = real(images, None, result, 0)
-    _record(result, 0, original, original, prepared)
+    first, _ = real(images, None, result, 0)
+    original = _Original(first)
+    _record(result, 0, original, first, prepared)
     _record(result, 1, original, permuted(images, None, result, 1)[0], prepared)
     result.engine_passes = real.passes + permuted.passes
     return result
