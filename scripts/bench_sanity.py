@@ -10,7 +10,7 @@ in one run, and the cost of the sanity run planned for ``make run``.
 (b) Quantus 0.6 ``MPRT`` (cascading, ``layer_order="top_down"``, its default Spearman similarity), one
     metric call per method on the same model, images and targets, its ``explain_func`` being our engine
     for that one method (upsampled to the input size): Quantus re-initialises every module with
-    ``reset_parameters`` one at a time (161 for ResNet-50) and explains after each.
+    ``reset_parameters`` one at a time (107 for ResNet-50) and explains after each.
 Goal: (b) / (a) >= 10 (wall time). Both start from the same model; the first-call compile of the metric
 kernels (numba) is paid by a warm-up before timing.
 
