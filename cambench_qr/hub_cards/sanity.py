@@ -65,7 +65,8 @@ def sanity_figure(rows: list[dict], out: str | Path, test: str = "cascading") ->
         raise ValueError(f"no {test!r} sanity rows to plot")
     figure = Figure(figsize=(10, 4), layout="constrained")
     left, right = figure.subplots(1, 2)
-    for method in dict.fromkeys(r["method"] for r in chosen):
+    # a method without a single finite value (one that could not run) is in the table, not in the figure
+    for method in dict.fromkeys(r["method"] for r in chosen if math.isfinite(r["mean"])):
         for axis, score in ((left, SIMILARITY), (right, "fmr")):
             series = sorted((r for r in chosen if r["method"] == method and r["score"] == score),
                             key=lambda r: r["depth"])
