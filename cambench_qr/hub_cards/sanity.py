@@ -57,7 +57,8 @@ def sanity_table_markdown(rows: list[dict]) -> str:
 def sanity_figure(rows: list[dict], out: str | Path, test: str = "cascading") -> tuple[Path, Path]:
     """Write ``out`` with ``.png`` and ``.svg`` suffixes: for ``test``, the mean Spearman rho to the
     original map (left) and the mean FMR with its 95% CI band and the mean chance FMR dashed (right)
-    against the share of blocks randomized, one line per method. Returns the two paths."""
+    against the share of blocks randomized, one line per method with a finite value (a method that could
+    not run is only in the table). Returns the two paths."""
     from matplotlib.figure import Figure  # no pyplot: saved through the Agg / SVG canvases, no display
 
     chosen = [r for r in _sanity(rows) if r["test"] == test and r["score"] in (SIMILARITY, "fmr")]
