@@ -101,3 +101,52 @@ def test_upsample_matches_cv2_bilinear(src, dst):
     maps = np.random.default_rng(0).random((2, *src), dtype=np.float32)
     expected = np.stack([cv2.resize(m, dst[::-1], interpolation=cv2.INTER_LINEAR) for m in maps])
     assert np.abs(upsample(torch.from_numpy(maps), dst).numpy() - expected).max() < 1e-5
+
+
+# --- The engine's own methods against their pytorch-grad-cam namesakes run through the engine (``pgc:``),
+# on rendered benchmark images: the same raw stage, so the same post-processed map and the same scores.
+NAMESAKES = {"gradcam": "pgc:gradcam", "gradcampp": "pgc:gradcamplusplus", "xgradcam": "pgc:xgradcam",
+             "layercam": "pgc:layercam", "hirescam": "pgc:hirescam", "eigencam": "pgc:eigencam",
+             "eigengradcam": "pgc:eigengradcam"}
+
+
+def benchmark_batch(size: int, n: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` clean ``standard`` QR rows rendered at ``size`` px: normalised images, parts, module pitch."""
+    from cambench_qr.dataset_builder.samples import standard_sample
+
+    rows = [standard_sample(seed, True, size) for seed in range(n)]
+    images = torch.stack([torch.from_numpy(r["image"]).permute(2, 0, 1) for r in rows]).float() / 255
+    images = (images - 0.5) / 0.25
+    parts = torch.stack([torch.from_numpy(r["parts"]) for r in rows])
+    return images, parts, torch.tensor([r["module_px"] for r in rows], dtype=torch.float32)
+
+
+@pytest.fixture(scope="module", params=["test_resnet", "test_vit"])
+def namesake_case(request):
+    size = {"test_resnet": 96, "test_vit": 160}[request.param]
+    model = seeded_model(request.param, seed=3)
+    images, parts, module_px = benchmark_batch(size)
+    targets = torch.tensor([0, 1, 4, 2])
+    out = compute_cams(model, images, targets, methods=[*NAMESAKES, *NAMESAKES.values()])
+    return images, parts, module_px, out
+
+
+@pytest.mark.parametrize("method", list(NAMESAKES))
+def test_own_methods_equal_their_library_namesakes_on_benchmark_images(namesake_case, method):
+    from cambench_qr.metrics import structure_scores
+
+    images, parts, module_px, out = namesake_case
+    size = tuple(images.shape[-2:])
+    mine, library = postprocess(out[method], size), postprocess(out[NAMESAKES[method]], size)
+    assert library.amax(dim=(1, 2)).min() > 0.99  # real, non-empty maps are compared
+    if method.startswith("eigen"):  # the library's sign is arbitrary, ours follows a rule
+        flipped = postprocess(-out[NAMESAKES[method]], size)
+        err = torch.minimum((mine - library).abs().flatten(1).amax(1),
+                            (mine - flipped).abs().flatten(1).amax(1))
+        assert err.max() <= TOL
+        return
+    assert (mine - library).abs().max() <= TOL
+    ours = structure_scores(upsample(out[method], size), parts, module_px=module_px, signed=True)
+    theirs = structure_scores(upsample(out[NAMESAKES[method]], size), parts, module_px=module_px, signed=True)
+    for score in ("fmr", "tmr", "bl", "dts"):
+        assert torch.allclose(ours[score], theirs[score], atol=TOL, equal_nan=True), score

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,17 +27,24 @@ from torch import nn
 from cambench_qr.cams.hf import classifier_forward
 from cambench_qr.cams.layers import TargetLayer, resolve_target_layer
 from cambench_qr.cams.methods import CAM_METHODS, METHODS
+from cambench_qr.cams.pgc import is_pgc, pgc_map, pgc_methods
 
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "xgradcam", "layercam", "eigengradcam")
 
 
 @dataclass(frozen=True)
 class CamOutput:
-    """Raw maps ``{method: (B, h, w)}``, the model's logits ``(B, K)`` and the class indices ``(B,)`` used."""
+    """Raw maps ``{method: (B, h, w)}``, the model's logits ``(B, K)`` and the class indices ``(B,)`` used.
+
+    ``failed``: ``{method: reason}`` for each ``pgc:`` method that could not run on this model or input
+    (it has no entry in ``maps``); the other methods are unaffected. A ``pgc:`` map whose method works
+    at the input resolution (FullGrad, RefineCAM, SESS) is ``(B, H, W)``.
+    """
 
     maps: dict[str, torch.Tensor]
     logits: torch.Tensor
     targets: torch.Tensor
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 class _Capture:
@@ -86,12 +93,19 @@ def _frozen_eval(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+def available_methods() -> tuple[str, ...]:
+    """Every method name the engine accepts: its own ``METHODS``, then pytorch-grad-cam's ``pgc:`` names."""
+    return (*METHODS, *pgc_methods())
+
+
+def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    """The method names without repeats; ValueError listing the available names for an unknown one."""
     if isinstance(methods, str):
         methods = (methods,)
-    unknown = [m for m in methods if m not in CAM_METHODS]
+    known = available_methods()
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from {METHODS}")
+        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from {', '.join(known)}")
     return tuple(dict.fromkeys(methods))
 
 
@@ -155,9 +169,13 @@ class CamEngine:
         eval mode with frozen parameters and returns detached tensors; ``differentiable=True`` leaves
         the model's mode and flags alone and keeps the graph (maps and logits) for a training loss.
         """
-        methods = _check_methods(methods)
+        methods = check_methods(methods)
         _check_images(images)
-        need_grads = any(CAM_METHODS[m].uses_gradients for m in methods)
+        library = [m for m in methods if is_pgc(m)]
+        if library and differentiable:
+            raise ValueError(f"{library} run through pytorch-grad-cam and cannot be differentiable")
+        own = [m for m in methods if not is_pgc(m)]
+        need_grads = any(CAM_METHODS[m].uses_gradients for m in own)
         capture = _Capture(detach=not differentiable)
         state = contextlib.nullcontext() if differentiable else _frozen_eval(self.model)
         if not differentiable:
@@ -168,7 +186,7 @@ class CamEngine:
                 try:
                     logits = self.forward(images)
                 except RuntimeError as error:  # e.g. 1-channel images for an RGB stem, float64 for float32
-                    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                    reason = (str(error).strip() or type(error).__name__).splitlines()[0]
                     raise ValueError(f"the model's forward pass failed on images of shape "
                                      f"{tuple(images.shape)} and dtype {images.dtype}: {reason}") from error
             if len(capture.outputs) != 1:
@@ -187,8 +205,15 @@ class CamEngine:
                 grid_grads = None if grads is None else self.layer.to_grid(grads, image_hw)
                 if not differentiable:
                     grid_acts, logits = grid_acts.detach(), logits.detach()
-                maps = {m: CAM_METHODS[m](grid_acts, grid_grads) for m in methods}
-        return CamOutput(maps=maps, logits=logits, targets=targets)
+                maps = {m: CAM_METHODS[m](grid_acts, grid_grads) for m in own}
+        failed = {}
+        for m in library:  # each through the library, after the engine's hooks and state are released
+            try:
+                maps[m] = pgc_map(m, self.model, self.layer, images, targets, logits, acts.ndim)
+            except Exception as exc:  # reported per method in CamOutput.failed, never skipped silently
+                failed[m] = f"{type(exc).__name__}: {exc}".strip()
+        maps = {m: maps[m] for m in methods if m in maps}
+        return CamOutput(maps=maps, logits=logits, targets=targets, failed=failed)
 
 
 def compute_cams(
@@ -199,5 +224,9 @@ def compute_cams(
     target_layer: TargetLayer | nn.Module | str | None = None,
     differentiable: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Raw CAMs ``{method: (B, h, w)}`` at the target layer's resolution (see :class:`CamEngine`)."""
-    return CamEngine(model, target_layer)(images, targets, methods, differentiable).maps
+    """Raw CAMs ``{method: (B, h, w)}`` at the target layer's resolution (see :class:`CamEngine`); ValueError
+    naming each method that could not run (``CamEngine`` returns the others and the reasons instead)."""
+    out = CamEngine(model, target_layer)(images, targets, methods, differentiable)
+    if out.failed:
+        raise ValueError("; ".join(f"{m} failed on this model: {reason}" for m, reason in out.failed.items()))
+    return out.maps

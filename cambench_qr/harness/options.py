@@ -81,8 +81,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--permute-labels", action="store_true",
+                        help="train on a seeded random permutation of the labels (the data randomization "
+                             "sanity check: a model that cannot have learned the task)")
 
 
+def parse_methods(text: str) -> tuple[str, ...]:
+    """Comma-separated CAM method names (the engine's own and ``pgc:<name>``) -> a tuple; ValueError
+    listing the available names for an unknown one."""
+    from ..cams import check_methods
+
+    return check_methods(tuple(t.strip() for t in text.split(",") if t.strip()))
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +102,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset folder (Hub repo layout) or Hub repo id")
     parser.add_argument("--configs", default="standard", help="comma-separated configs (default: standard)")
     parser.add_argument("--methods", default=",".join(PAPER_METHODS),
-                        help=f"comma-separated CAM methods (default: {','.join(PAPER_METHODS)})")
+                        help=f"comma-separated CAM methods, the package's or pytorch-grad-cam's as "
+                             f"pgc:<name> (default: {','.join(PAPER_METHODS)})")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, help="results folder (per_sample.parquet, summary.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace the results already in --out")

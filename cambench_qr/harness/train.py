@@ -80,6 +80,7 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     revision: str | None = None,
+    permute_labels: bool = False,
     **recipe_overrides,
 ) -> Path:
     """Train one regime and write the model folder ``out``; returns ``out``.
@@ -90,7 +91,9 @@ def train(
     ``recipe_overrides``: any :class:`Recipe` field (``depth``, ``lr``, ``epochs``,
     ``optimizer``, ``weight_decay``, ``schedule``, ``warmup``, ``label_smoothing``, ``augment``,
     ``val_share``); None keeps the regime's default. ``num_train``: train on the first N rows of the split.
-    ``precision``: ``no`` or ``bf16`` (bfloat16 autocast of the forward pass).
+    ``precision``: ``no`` or ``bf16`` (bfloat16 autocast of the forward pass). ``permute_labels``: train
+    (and validate) on the labels permuted by ``numpy.random.default_rng([seed, 1])``, the data
+    randomization sanity check (``harness.sanity``).
     """
     recipe = resolve_recipe(regime, **recipe_overrides)
     if batch_size < 1 or image_size < 8:
@@ -105,6 +108,8 @@ def train(
     out = Path(out).resolve()
     if (out / "training.json").exists():
         raise FileExistsError(f"{out} already holds a trained model (training.json); choose another --out")
+    if permute_labels and regime == "ft_leakmin":
+        raise ValueError("--permute-labels would move the QR labels off the part maps ft_leakmin scores")
     if leak_lambda < 0 or leak_alpha < 0:
         raise ValueError("--leak-lambda and --leak-alpha must be >= 0")
 
@@ -126,6 +131,9 @@ def train(
     if num_train is not None:
         split = split.select(range(min(num_train, len(split))))
     rows = CachedRows(TensorRows(split, image_size, with_parts=regime == "ft_leakmin"), quiet=quiet)
+    if permute_labels:
+        labels = rows.tensors["label"]
+        rows.tensors["label"] = labels[np.random.default_rng([seed, 1]).permutation(len(labels))]
     train_rows, val_rows = holdout(rows.tensors["label"].numpy(), recipe.val_share, seed)
     data_cfg = timm.data.resolve_model_data_config(model)
     mean, std = tuple(data_cfg["mean"]), tuple(data_cfg["std"])
@@ -213,6 +221,7 @@ def train(
             "data": data, "data_revision": data_revision(data, [config]), "config": config,
             **dataclasses.asdict(recipe), "batch_size": batch_size, "seed": seed, "image_size": image_size,
             "precision": precision, "n_train": len(train_rows), "n_val": len(val_rows),
+            "permute_labels": permute_labels,
             "best_epoch": None if best is None else best["epoch"],
             "best_val_acc": None if best is None else best["val_acc"],
             "mean": list(mean), "std": list(std), "trainable_share": trainable_share,
@@ -367,7 +376,7 @@ def run_from_args(args: argparse.Namespace) -> Path:
                  epochs=args.epochs,
                  optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
                  warmup=args.warmup, label_smoothing=args.label_smoothing, augment=args.augment,
-                 val_share=args.val_share)
+                 val_share=args.val_share, permute_labels=args.permute_labels)
 
 
 def main(argv: list[str] | None = None) -> int:
