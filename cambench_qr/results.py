@@ -321,16 +321,81 @@ class TransferRow(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class LatencyRow(Record):
-    """ms per image of one engine call for a method (or ``all`` together) and the peak memory."""
+    """ms per image of one engine call for a method (or ``all`` together) and the peak memory; for a
+    method that could not run on the model, ``ms_per_img`` is None and ``error`` its reason (left out of
+    the JSON otherwise)."""
 
     method: str
     batch_size: int
-    ms_per_img: float
+    ms_per_img: float | None
     peak_mem_mb: float | None
     mem_kind: str | None = None
     device: str
     image_size: int | None = None
     repeats: int | None = None
+    error: str | None = None
+
+    def _pairs(self) -> dict:
+        return {k: v for k, v in super()._pairs().items() if k != "error" or v is not None}
+
+
+@row_kind("method_error", "method_errors")
+@dataclass(frozen=True, kw_only=True)
+class MethodErrorRow(Record):
+    """A requested CAM method that could not run on the model (for example pytorch-grad-cam's FullGrad on
+    a model it cannot handle), with the library's reason: it has no scores; the other methods are scored."""
+
+    kind: str = "method_error"
+    method: str
+    error: str
+
+
+# The keys of each shape of sanity row (``harness.sanity.sanity_rows``), in JSON order.
+_SANITY_KEYS = {
+    "error": ("kind", "test", "method", "score", "error"),
+    "verdict": ("kind", "test", "method", "score", "step", "passed", "rho", "fmr", "fmr_ci", "chance_fmr",
+                "n", "rule"),
+    "estimate": ("kind", "test", "method", "step", "score", "n", "n_invalid", "mean", "std", "ci_low",
+                 "ci_high", "depth", "blocks", "chance"),
+}
+
+
+@row_kind("sanity", "sanity")
+@dataclass(frozen=True, kw_only=True)
+class SanityRow(Record):
+    """A sanity-check row (``harness.sanity``): with ``score`` ``"error"`` a method that could not run in
+    ``test`` (its reason); with ``"verdict"`` the pass/fail rule's outcome at the test's last step
+    (``passed`` True / False / None = undetermined, the mean Spearman ``rho`` to the original maps, the
+    ``fmr`` with its 95% CI ``fmr_ci`` and ``chance_fmr``); else the aggregate of one similarity or
+    structure score at one ``step`` (randomization ``depth``, the ``blocks`` re-drawn, ``chance`` for
+    structure scores). Only the keys of the row's shape are in its JSON."""
+
+    kind: str = "sanity"
+    test: str
+    method: str
+    step: int | None = None
+    score: str
+    n: int | None = None
+    n_invalid: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    depth: float | None = None
+    blocks: list | None = None
+    chance: float | None = None
+    error: str | None = None
+    passed: bool | None = None
+    rho: float | None = None
+    fmr: float | None = None
+    fmr_ci: list | None = None
+    chance_fmr: float | None = None
+    rule: str | None = None
+
+    def _pairs(self) -> dict:
+        full = super()._pairs()
+        keys = _SANITY_KEYS.get(self.score, _SANITY_KEYS["estimate"])
+        return {k: full[k] for k in keys if k != "chance" or full[k] is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -419,6 +484,8 @@ class Summary(Record):
     causal: list = field(default_factory=list)
     robustness: list = field(default_factory=list)
     latency: list = field(default_factory=list)
+    method_errors: list | None = None
+    sanity: list | None = None
 
     CORE: ClassVar[tuple[str, ...]] = ("package_version", "model", "data", "accuracy", "structure", "latency")
 

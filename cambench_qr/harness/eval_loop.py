@@ -144,6 +144,9 @@ def evaluate_config(accelerator: Accelerator, scorer: Scorer, rows, config: str,
                disable=quiet or not accelerator.is_main_process)
     for batch in bar:
         cams = scorer.explain(batch["image"], methods)
+        if cams.failed:  # ran on the probe batch (``sanity_eval.probe_methods``), failed on this one
+            raise RuntimeError(f"evaluation of {config!r}: " + "; ".join(
+                f"{m} failed on a batch it ran on before: {why}" for m, why in cams.failed.items()))
         cam_grid = cam_grid or list(cams.maps[methods[0]].shape[-2:])
         positions = (batch["label"] == QR_LABEL).nonzero().squeeze(1)
         qr = QrSamples(*(batch[k][positions] for k in ("image", "parts", "module_px", "index")))

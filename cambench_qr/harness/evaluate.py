@@ -30,7 +30,7 @@ import timm
 from accelerate import Accelerator
 
 from .. import __version__
-from ..cams import METHODS
+from ..cams import check_methods
 from ..results import (
     NULL_BASELINES,
     PAPER_METHODS,
@@ -40,6 +40,8 @@ from ..results import (
     AccuracyRow,
     DataEntry,
     GroupedAccuracyRow,
+    LatencyRow,
+    MethodErrorRow,
     ModelEntry,
     Summary,
     ThresholdIouRow,
@@ -55,7 +57,8 @@ from .faithfulness import IOU_THRESHOLDS, faithfulness_summary
 from .io import hardware, write_atomic, write_json
 from .latency import latency
 from .models import check_input_size, load_model
-from .options import add_evaluate_arguments, module_main
+from .options import add_evaluate_arguments, module_main, parse_methods
+from .sanity_eval import probe_methods, sanity_summary
 from .scoring import Scorer, structure_summary
 from .transfer import transfer_summary
 from .vs_null import vs_null_summary
@@ -82,6 +85,10 @@ def evaluate(
     overwrite: bool = False,
     quiet: bool = False,
     revision: str | None = None,
+    sanity: bool = False,
+    sanity_images: int = 32,
+    sanity_steps: int | None = None,
+    permuted_model: str | Path | None = None,
 ) -> Path:
     """Evaluate the model folder ``model`` on ``configs`` of ``data``; returns the results folder ``out``.
 
@@ -90,13 +97,17 @@ def evaluate(
     (default: the input side scaled by 224/256/320 over 224; ``()`` skips it). ``latency_batch``: batch
     size of the latency measurement (default ``batch_size``; 0 skips it). ``overwrite``: replace the
     results already in ``out`` (without it, a folder holding results is an error).
+
+    ``methods``: the package's and pytorch-grad-cam's (``pgc:<name>``); an unknown name is an error listing
+    the available ones, and a method that cannot run on the model is reported in ``summary.json``
+    (``method_errors`` and its latency row) while the others are scored. ``sanity``: also run the sanity
+    checks (``harness.sanity_eval``) on ``sanity_images`` QR images, ``sanity_steps`` chunks of blocks
+    (None: one per block), with data randomization against ``permuted_model`` when given.
     """
-    configs, methods = tuple(configs), tuple(methods)
+    configs = tuple(configs)
     if not configs or not methods:
         raise ValueError("give at least one config and one CAM method")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown CAM method(s) {unknown}; choose from {', '.join(METHODS)}")
+    requested = check_methods(methods)
     if batch_size < 1 or faithfulness_steps < 2:
         raise ValueError("batch size must be >= 1 and faithfulness steps >= 2")
     out = Path(out)
@@ -111,6 +122,11 @@ def evaluate(
     scorer = Scorer(net, tuple(data_cfg["mean"]), tuple(data_cfg["std"]), accelerator.device)
 
     splits = {c: eval_split(data, c, split, max_samples) for c in configs}
+    failed = probe_methods(scorer, splits[configs[0]], requested, image_size)
+    methods = tuple(m for m in requested if m not in failed)
+    if not methods:
+        raise ValueError("no CAM method could run on this model: "
+                         + "; ".join(f"{m}: {why}" for m, why in failed.items()))
     columns: dict[str, list] = {}
     accuracy: list[AccuracyRow] = []
     grouped: list[GroupedAccuracyRow] = []
@@ -135,6 +151,14 @@ def evaluate(
     timings = []
     if latency_batch > 0 and accelerator.is_main_process:
         timings = latency(scorer, splits[configs[0]], methods, image_size, latency_batch)
+        timings += [LatencyRow(method=m, batch_size=latency_batch, ms_per_img=None, peak_mem_mb=None,
+                               device=str(accelerator.device), image_size=image_size, error=why)
+                    for m, why in failed.items()]
+    sanity_rows = None
+    if sanity and accelerator.is_main_process:
+        sanity_rows = sanity_summary(scorer, splits, requested, image_size, images=sanity_images,
+                                     steps=sanity_steps, permuted_model=permuted_model, batch_size=batch_size,
+                                     n_boot=n_boot, seed=seed)
 
     if accelerator.is_main_process:
         structure = structure_summary(columns, n_boot, seed)
@@ -150,7 +174,7 @@ def evaluate(
             data=DataEntry(path=data, revision=data_revision(data, list(configs)), configs=list(configs)),
             hardware=hardware(accelerator.device, accelerator.num_processes),
             settings={
-                "split": split, "methods": list(methods), "null_baselines": list(NULL_BASELINES),
+                "split": split, "methods": list(requested), "null_baselines": list(NULL_BASELINES),
                 "vs_null_scores": list(VS_NULL_SCORES),
                 "batch_size": batch_size, "max_samples": max_samples, "n_boot": n_boot, "seed": seed,
                 "faithfulness_samples": faithfulness_samples, "faithfulness_steps": faithfulness_steps,
@@ -164,6 +188,8 @@ def evaluate(
                 columns, intervention_pairs(splits), n_boot=n_boot, seed=seed)],
             robustness=robustness + [kind_row(r) for r in transfer_summary(accuracy, structure)],
             latency=timings,
+            method_errors=[MethodErrorRow(method=m, error=why) for m, why in failed.items()],
+            sanity=sanity_rows,
         )
         write_atomic(out / PER_SAMPLE_FILE, lambda tmp: pq.write_table(pa.table(columns), tmp))
         write_json(out / SUMMARY_FILE, summary.as_json())
@@ -203,11 +229,13 @@ def run_from_args(args: argparse.Namespace) -> Path:
     if args.cross_resolution is not None:
         sides = tuple(int(v) for v in _split_list(args.cross_resolution))
     return evaluate(model=args.model, data=args.data, out=args.out, configs=_split_list(args.configs),
-                    methods=_split_list(args.methods), split=args.split, batch_size=args.batch_size,
+                    methods=parse_methods(args.methods), split=args.split, batch_size=args.batch_size,
                     image_size=args.image_size, max_samples=args.max_samples,
                     faithfulness_samples=args.faithfulness_samples, cross_resolution=sides,
                     latency_batch=args.latency_batch, n_boot=args.n_boot, seed=args.seed,
-                    overwrite=args.overwrite, quiet=getattr(args, "quiet", False), revision=args.revision)
+                    overwrite=args.overwrite, quiet=getattr(args, "quiet", False), revision=args.revision,
+                    sanity=args.sanity, sanity_images=args.sanity_images, sanity_steps=args.sanity_steps,
+                    permuted_model=args.sanity_permuted_model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,6 +123,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-boot", type=bounded_int(1, MAX_N_BOOT), default=1000,
                         help="bootstrap resamples for the CIs")
     parser.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
+    parser.add_argument("--sanity", action="store_true",
+                        help="also run the sanity checks (cascading model randomization, random logit; "
+                             "docs/sanity.md) and write their rows to summary.json")
+    parser.add_argument("--sanity-images", type=bounded_int(2, MAX_ROWS), default=32,
+                        help="QR test images of the clean headline config the sanity checks use (default 32)")
+    parser.add_argument("--sanity-steps", type=bounded_int(1, MAX_ROWS),
+                        help="chunks of blocks randomized top-down (default: one per block)")
+    parser.add_argument("--sanity-permuted-model",
+                        help="model folder trained with --permute-labels: adds the data randomization test")
 
 
 def check_arguments(name: str, args: argparse.Namespace) -> None:

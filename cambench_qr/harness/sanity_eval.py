@@ -1,0 +1,71 @@
+"""The evaluation's method check and sanity step (``cambench-qr evaluate --sanity``).
+
+``probe_methods``: each requested CAM method runs once on a few QR images of the first config; a method
+that cannot run on the model (a ``pgc:`` method the library cannot apply, ``CamOutput.failed``) is
+returned with its reason, to be reported in ``summary.json`` (``MethodErrorRow``, and the error in its
+latency row) while the others are evaluated.
+
+``sanity_summary``: the sanity checks of ``harness.sanity`` on the first ``images`` QR test images of the
+clean headline config (``standard`` when evaluated, else the first config): the cascading model
+randomization, the random-logit test and, with a model trained on permuted labels
+(``cambench-qr train --permute-labels``), the data randomization; for every requested method (one that
+cannot run is an error row with an undetermined verdict). Under ``accelerate launch`` only the main
+process runs it (the images are few; the other processes wait).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..results import SanityRow
+from .accuracy import headline_config
+from .data import TensorRows, normalize
+from .models import load_model
+from .sanity import data_randomization, model_randomization, random_logit, sanity_rows
+from .scoring import QR_LABEL, Scorer
+
+
+def _qr_batch(rows, image_size: int, count: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The first ``count`` QR rows of a split as stacked tensors on ``device``."""
+    picked = np.flatnonzero(np.asarray(rows["label"]) == QR_LABEL)[:count]
+    tensors = TensorRows(rows, image_size)
+    items = [tensors[int(i)] for i in picked]
+    return {k: torch.stack([item[k] for item in items]).to(device) for k in ("image", "parts", "module_px")}
+
+
+def probe_methods(scorer: Scorer, rows, methods: tuple[str, ...], image_size: int, images: int = 2
+                  ) -> dict[str, str]:
+    """``{method: reason}`` of the methods that cannot run on the model, from one engine call on the first
+    ``images`` QR rows of ``rows``."""
+    batch = _qr_batch(rows, image_size, images, scorer.device)
+    return dict(scorer.explain(batch["image"], methods).failed)
+
+
+def sanity_summary(scorer: Scorer, splits: dict, methods: tuple[str, ...], image_size: int, *, images: int,
+                   steps: int | None, permuted_model: str | Path | None, batch_size: int, n_boot: int,
+                   seed: int) -> list[SanityRow]:
+    """The ``sanity`` section's rows (see the module docstring). ``steps``: chunks of blocks of the
+    cascading test (None: one per block). ``permuted_model``: a model folder or Hub id of the same
+    architecture trained on permuted labels (None: no data randomization)."""
+    if images < 2:
+        raise ValueError(f"the sanity checks need at least 2 images (bootstrap CIs), got {images}")
+    config = headline_config(list(splits))
+    batch = _qr_batch(splits[config], image_size, images, scorer.device)
+    inputs = normalize(batch["image"], scorer.mean, scorer.std)
+    common = {"methods": methods, "batch_size": batch_size}
+    parts, pitch = batch["parts"], batch["module_px"]
+    results = [model_randomization(scorer.model, inputs, parts, pitch, order="cascading", steps=steps,
+                                   seed=seed, **common),
+               random_logit(scorer.model, inputs, parts, pitch, seed=seed, **common)]
+    if permuted_model is not None:
+        permuted, training, _ = load_model(permuted_model)
+        if type(permuted) is not type(scorer.model) or training.get("permute_labels") is not True:
+            kind = type(scorer.model).__name__
+            raise ValueError(f"--sanity-permuted-model {permuted_model} must be a {kind} trained with "
+                             "--permute-labels")
+        results.append(data_randomization(scorer.model, permuted.to(scorer.device).eval(), inputs, parts,
+                                          pitch, **common))
+    return [SanityRow.from_json(r) for r in sanity_rows(results, n_boot=n_boot, seed=seed)]
