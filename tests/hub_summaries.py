@@ -11,6 +11,11 @@ m is `UNIFORM_VERDICTS[m]`, against the edge map `EDGE_VERDICTS[m]`, with a mean
 for indistinguishable) on the score's good (bad) side and a CI of +-0.05 around it. Accuracy rows by
 group: `NEGATIVE_ACCURACY`, `BAND_ACCURACY` and, per graded severity s, 0.9 - 0.1 * s. `legacy=True`
 leaves out everything a summary written before these fields existed lacks.
+
+`with_sanity` adds a `sanity` section by hand: per method a cascading test over depths 0, 0.5, 1 with
+Spearman rho 1, 0.5, `SANITY_RHO[m]` and FMR 0.5, 0.4, 0.3 [CI +-0.05] (chance 0.25), and verdicts of the
+cascading and random-logit tests `SANITY_VERDICTS[m]`; eigengradcam could not run (an error row, its
+verdicts undetermined).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ EDGE_VERDICTS = ("indistinguishable", "worse", "worse", "worse")
 NEGATIVE_ACCURACY = {"finderless_qr": (10, 0.7), "qr_clutter": (10, 1.0)}  # kind -> (n, accuracy)
 BAND_ACCURACY = {"1-3": (8, 1.0), "4-6": (6, 0.5), "7-10": (6, 0.75)}
 LOWER_IS_BETTER = ("bl", "auc_bg", "dts")
+SANITY_RHO = (0.1, 0.6, 0.2, float("nan"))
+SANITY_VERDICTS = ((True, True), (False, True), (True, None), (None, None))  # (cascading, random_logit)
 
 
 def structure_mean(quality: float, method_index: int, score: str) -> float:
@@ -180,3 +187,26 @@ def training(backbone: str = "test_resnet", regime: str = "zs") -> dict:
         "package_version": "0.1.0",
         "label_names": ["non_qr", "qr"],
     }
+
+
+def with_sanity(payload: dict) -> dict:
+    """`payload` with the hand-written `sanity` section described in the module docstring."""
+    rows = []
+    for m, method in enumerate(METHODS):
+        if method == "eigengradcam":
+            rows.append({"kind": "sanity", "test": "cascading", "method": method, "score": "error",
+                         "error": "ValueError: cannot run"})
+        steps = zip((0.0, 0.5, 1.0), (1.0, 0.5, SANITY_RHO[m]), (0.5, 0.4, 0.3), strict=True)
+        for step, (depth, rho, fmr) in enumerate(steps):
+            for score, mean, chance in (("spearman", rho, None), ("fmr", fmr, 0.25)):
+                finite = mean == mean
+                rows.append({"kind": "sanity", "test": "cascading", "method": method, "step": step,
+                             "score": score, "n": 8, "n_invalid": 0 if finite else 8, "mean": mean,
+                             "std": 0.1,
+                             "ci_low": mean - 0.05, "ci_high": mean + 0.05, "depth": depth, "blocks": [],
+                             **({} if chance is None else {"chance": chance})})
+        for test, passed in zip(("cascading", "random_logit"), SANITY_VERDICTS[m], strict=True):
+            rows.append({"kind": "sanity", "test": test, "method": method, "score": "verdict", "step": 2,
+                         "passed": passed, "rho": SANITY_RHO[m], "fmr": 0.3, "fmr_ci": [0.25, 0.35],
+                         "chance_fmr": 0.25, "n": 8, "rule": "hand-written"})
+    return {**payload, "sanity": rows}

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hub_summaries import summary, write_summary
+from hub_summaries import summary, with_sanity, write_summary
 
 from cambench_qr.cli import main
 from cambench_qr.hub_cards import build_leaderboard
@@ -232,13 +232,13 @@ def test_verdicts_competence_headline_accuracy_and_report(tmp_path):
     table = [line for line in headline.splitlines() if line.startswith("| test_resnet")]
     assert len(table) == 2 * 4 and not any("ft_leakmin" in line for line in table)
     assert (
-        "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | Grad-CAM | 0.500 [0.450, 0.550] | "
+        "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | Grad-CAM | – | 0.500 [0.450, 0.550] | "
         "0.500 [0.450, 0.550] | 0.500 [0.450, 0.550] | better, better, better | "
         "≈ (edge), ≈ (edge), ≈ (edge) | 0.420 [0.300, 0.500] |" in table
     )
     assert table[-1].startswith(
-        "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | Grad-CAM |"
-    )  # worst last
+        "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | Grad-CAM | – |"
+    )  # worst last (– : no sanity checks were run)
     assert table[0].endswith("| worse, worse, worse | worse (edge), worse (edge), worse (edge) | – |")
     assert headline.splitlines()[-1] == (
         "Left out as not competent (accuracy on clean `standard` below 0.90): test_resnet-ft_leakmin (0.600)."
@@ -324,3 +324,46 @@ def test_leaderboard_never_overwrites_a_folder_it_did_not_write(results, tmp_pat
     build_leaderboard(results, empty)
     build_leaderboard(results[:1], empty)  # our own leaderboard folder is rebuilt
     assert pq.read_table(empty / PARQUET_PATH).num_rows < 3 * (6 + 10) + 8
+
+
+def test_sanity_table_headline_column_and_figure(tmp_path):
+    results = [write_summary(tmp_path / "A", with_sanity(summary(regime="zs"))),
+               write_summary(tmp_path / "B", summary(regime="ft_struct", quality=0.6))]
+    plain = build_leaderboard([results[1]], tmp_path / "plain")
+    out = tmp_path / "board"
+    written = build_leaderboard(results, out)
+    rows = pq.read_table(written["parquet"]).to_pylist()
+    # the model without sanity rows has the same rows either way, with passes_sanity None
+    alone = pq.read_table(plain["parquet"]).to_pylist()
+    assert alone == [r for r in rows if r["model"] == "test_resnet-ft_struct"]
+    assert {r["passes_sanity"] for r in alone} == {None}
+    marks = {(r["model"], r["method"]): r["passes_sanity"] for r in rows if r["config"] == "standard"}
+    # SANITY_VERDICTS: gradcam passes both tests, xgradcam fails cascading, layercam and eigengradcam
+    # have an undetermined test; null maps and a model without sanity rows get no mark
+    assert [marks[("test_resnet-zs", m)] for m in ("gradcam", "xgradcam", "layercam", "eigengradcam")] == [
+        "yes", "no", "undetermined", "undetermined"]
+    assert marks[("test_resnet-zs", "null_edge")] is None
+
+    headline = written["headline"].read_text()
+    assert "| model | backbone | regime | accuracy | CAM grid | method | passes sanity | FMR ↑ |" in headline
+    assert "| test_resnet-zs | test_resnet | zs | 0.900 | 2×2 | XGrad-CAM | no | " in headline
+    assert "| test_resnet-ft_struct | test_resnet | ft_struct | 0.900 | 2×2 | Grad-CAM | – | " in headline
+
+    text = written["markdown"].read_text()
+    sanity = text.split("### Sanity checks")[1]
+    assert "#### test_resnet-zs" in sanity and "test_resnet-ft_struct" not in sanity
+    # gradcam, cascading, last step: depth 1, rho 0.1 [0.05, 0.15], FMR 0.3 [0.25, 0.35], chance 0.25
+    fmr = "0.300 [0.250, 0.350] | 0.250"
+    assert f"| gradcam | cascading | 1.00 | 0.100 [0.050, 0.150] | {fmr} | pass |" in sanity
+    assert f"| xgradcam | cascading | 1.00 | 0.600 [0.550, 0.650] | {fmr} | FAIL |" in sanity
+    assert "| eigengradcam | cascading | - | error: ValueError: cannot run | | | undetermined |" in sanity
+    figure = out / "leaderboard-sanity-test_resnet-zs.png"
+    assert written["leaderboard-sanity-test_resnet-zs"] == figure and figure.with_suffix(".svg").is_file()
+    assert cv2.imread(str(figure)) is not None
+    assert "![sanity checks of test_resnet-zs" in sanity
+
+    index = write_report(tmp_path / "report", out, {}, []).read_text()
+    assert "### Sanity checks" in index and "| gradcam | cascading |" in index
+    figures = index.split("## Figures")[1]
+    assert "(leaderboard-sanity-test_resnet-zs.png)" in figures
+    assert (tmp_path / "report" / "leaderboard-sanity-test_resnet-zs.svg").is_file()

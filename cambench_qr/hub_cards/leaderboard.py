@@ -37,6 +37,7 @@ import yaml
 
 from .. import __version__
 from ..harness.accuracy import COMPETENCE_FLOOR, headline_config, model_competence
+from ..harness.sanity import passes_sanity
 from ..harness.transfer import SOURCE, TARGET
 from ..results import (
     ACCURACY_GROUPS,
@@ -55,6 +56,7 @@ from ..results import (
 )
 from ._io import write_bytes_atomic, write_text_atomic
 from .figures import pareto_front, write_figures
+from .sanity import sanity_figure, sanity_table_markdown
 from .scores import headline_rows, higher_is_better, is_clean, is_graded, score_label
 from .verdicts import VERDICT_LEGEND, null_comparisons, verdict_cell, verdict_columns
 
@@ -63,6 +65,8 @@ HEADLINE_FILE = "headline.md"
 # The card's pretty_name: how `build_leaderboard` recognises a folder it may overwrite.
 LEADERBOARD_TITLE = "CAMBench-QR leaderboard"
 KEY_COLUMNS = ("model", "method", "config", "split", "distortion", "severity")
+# `passes_sanity` column: the sanity verdict of a CAM method (`harness.sanity.passes_sanity`)
+SANITY_MARKS = {True: "yes", False: "no", None: "undetermined"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ def summary_rows(summary: Summary, source: str = "") -> list[dict]:
     accuracy = {(r.config, r.split): r.value for r in summary.config_accuracy()}
     comparisons = null_comparisons(summary)
     latency = _latency_by_method(summary)
+    sanity = passes_sanity(summary.sanity) if summary.sanity else {}
     grouped: dict[tuple, dict] = {}
     for r in summary.structure:
         key = (name, r.method, r.config, r.split, r.distortion, r.severity)
@@ -168,6 +173,7 @@ def summary_rows(summary: Summary, source: str = "") -> list[dict]:
                 **model_columns(summary),
                 **verdict_columns(comparisons.get(key[1:], {})),
                 "source": source,
+                "passes_sanity": None if r.method not in sanity else SANITY_MARKS[sanity[r.method]],
             },
         )
         if r.score in HEADLINE_SCORES:
@@ -431,15 +437,16 @@ def headline_markdown(rows: list[dict]) -> str:
         f"Competent models (accuracy on clean `{config}` at least {floor:.2f}) and their CAMs on the clean "
         f"`{config}` test images: scores as mean [95% bootstrap CI]; verdicts ({labels}) against the uniform "
         f"map and against the best null map ({VERDICT_LEGEND}); causal agreement on the `interventions` "
-        "config (Spearman of CAM part mass vs intervention logit drop).",
+        "config (Spearman of CAM part mass vs intervention logit drop); passes sanity: the method's "
+        "verdict in the sanity checks (yes / no / undetermined; – not run).",
         "",
     ]
-    header = ["model", "backbone", "regime", "accuracy", "CAM grid", "method"]
+    header = ["model", "backbone", "regime", "accuracy", "CAM grid", "method", "passes sanity"]
     header += [score_label(s) for s in VERDICT_SCORES]
     header += [f"vs uniform ({labels})", f"vs best null ({labels})", "causal agreement ↑"]
     lines = [
         [r["model"], r["backbone"], r["regime"], _num(r["accuracy"]), _grid(r.get("cam_grid"))]
-        + [method_label(r["method"]), *(_cell(r, s) for s in VERDICT_SCORES)]
+        + [method_label(r["method"]), r.get("passes_sanity") or "–", *(_cell(r, s) for s in VERDICT_SCORES)]
         + [", ".join(_verdicts(r, "uniform")), ", ".join(_verdicts(r, "best_null"))]
         + [_cell(causal.get((r["model"], r["method"]), {}), CAUSAL_SCORE)]
         for r in competent
@@ -601,6 +608,9 @@ def build_leaderboard(
             names = ", ".join(f"{m} / {method_label(k)}" for m, k in sorted(front))
             sections += [f"Pareto front: {names}", ""]
         sections.append(markdown_tables(part, [r for r in accuracy if revision_of(r) == revision]))
+        sources = {r["source"] for r in part}
+        sanity = [(model_name(s), list(s.sanity)) for where, s in summaries if s.sanity and where in sources]
+        sections += sanity_sections(sanity, out_dir, f"leaderboard{suffix}-sanity", written)
         headline += [f"### {revision.label()}", ""] if len(revisions) > 1 else []
         headline += [headline_markdown(part), ""]
     text = "\n".join(sections)
@@ -611,6 +621,26 @@ def build_leaderboard(
         out_dir / "README.md", CARD_HEADER.format(title=LEADERBOARD_TITLE, parquet=PARQUET_PATH) + card
     )
     return written
+
+
+def sanity_sections(sanity: list[tuple[str, list]], out_dir: Path, prefix: str, written: dict) -> list[str]:
+    """Markdown lines of the sanity checks (`harness.sanity`): per model its table
+    (`sanity_table_markdown`) and its cascading figure (`sanity_figure`, `<prefix>-<model>.png` / `.svg`,
+    added to `written` under its file stem); empty without sanity rows."""
+    if not sanity:
+        return []
+    lines = ["### Sanity checks", "",
+             "Does each method's map collapse when the model's knowledge is destroyed (docs/sanity.md)? "
+             "Per model and method, at each test's last step: the Spearman rho to the original maps and "
+             "the FMR against chance; pass/fail by the documented rule (`harness.sanity.RULE`).", ""]
+    for model, rows in sorted(sanity, key=lambda pair: pair[0]):
+        lines += [f"#### {model}", "", sanity_table_markdown(rows)]
+        if any(r["test"] == "cascading" and r["score"] not in ("verdict", "error") for r in rows):
+            png, _ = sanity_figure(rows, out_dir / f"{prefix}-{model}")
+            written[png.stem] = png
+            caption = f"sanity checks of {model}: similarity and FMR against randomization depth"
+            lines += [f"![{caption}]({png.name})", ""]
+    return lines
 
 
 def card_title(readme: Path) -> str | None:
