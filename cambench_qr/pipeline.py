@@ -196,6 +196,7 @@ def run(
 
     models: dict[str, Path] = {}
     train_keys: dict[str, str] = {}
+    run_names: dict[str, str] = {}
     for backbone in spec.backbones:
         for run_spec in spec.runs:
             out = hub.model_dir(backbone.name, run_spec.name)
@@ -213,11 +214,12 @@ def run(
 
             step(name, key, train_model, out / "training.json")
             models[out.name] = out
+            run_names[out.name] = run_spec.name
 
     evaluations: dict[str, Path] = {}
     for name, model_dir in models.items():
         out = work / "eval" / name
-        kwargs = spec.evaluate_kwargs(model_dir, data, out, quiet=quiet)
+        kwargs = spec.evaluate_kwargs(model_dir, data, out, quiet=quiet, run=run_names[name])
         upstream = (*(data_keys[c] for c in spec.eval_configs), train_keys[str(model_dir)])
         key = stamps.key(f"eval-{name}", _settings(kwargs), upstream)
 

@@ -180,7 +180,14 @@ def test_presets_produce_valid_train_and_evaluate_arguments():
                 inspect.signature(train_module.train).bind(**kwargs)
                 assert ("init_from" in kwargs) == (run.init_from is not None)
         inspect.signature(evaluate).bind(**preset.evaluate_kwargs("m", "d", "o"))
+        for run in preset.runs:
+            kwargs = preset.evaluate_kwargs("m", "d", "o", run=run.name)
+            inspect.signature(evaluate).bind(**kwargs)
+            wanted = run.name in preset.sanity_runs and preset.sanity_images > 0
+            assert kwargs.get("sanity", False) == wanted
     quick = PRESETS["quick"]
+    assert quick.evaluate_kwargs("m", "d", "o", run="scratch")["sanity_images"] == 32
+    assert "sanity" not in quick.evaluate_kwargs("m", "d", "o", run="ft_leakmin")
     assert "zs" not in {run.regime for run in quick.runs}  # no linear probe on a random backbone
     assert {run.regime for run in quick.runs if run.init_from is None} == {"scratch"}
     with pytest.raises(ValueError, match="init_from"):

@@ -41,6 +41,9 @@ TINY = Preset(
         "n_boot": 10,
     },
     canvas_size=64,
+    sanity_images=4,
+    sanity_runs=("zs",),
+    sanity_steps=2,
 )
 
 
@@ -100,6 +103,22 @@ def test_run_end_to_end_then_skips_what_is_done(tmp_path, hub_server):
     index = result.report.read_text()
     assert "gallery-test_resnet-ft_leakmin.png" in index and "leaderboard.png" in index
     assert (result.report.parent / "leaderboard.png").is_file()
+    # the sanity checks ran for the zs model only; the report shows its table, figure and verdicts
+    sanity = {name: json.loads((folder / "summary.json").read_text()).get("sanity")
+              for name, folder in result.evaluations.items()}
+    assert sanity["test_resnet-ft_struct"] is None and sanity["test_resnet-ft_leakmin"] is None
+    verdicts = {(r["test"], r["method"]) for r in sanity["test_resnet-zs"] if r["score"] == "verdict"}
+    assert verdicts == {(t, m) for t in ("cascading", "random_logit") for m in ("layercam", "gradcam")}
+    details = index.split("### Sanity checks")[1]
+    assert "#### test_resnet-zs" in details and "| layercam | cascading | 1.00 |" in details
+    assert "(leaderboard-sanity-test_resnet-zs.png)" in index.split("## Figures")[1]
+    assert (result.report.parent / "leaderboard-sanity-test_resnet-zs.png").is_file()
+    # which methods pass: one marked line per ruled test and method (no tiny model is competent, so the
+    # headline has no table here; its "passes sanity" column is checked in test_leaderboard.py)
+    marked = [line for line in details.split("## Figures")[0].splitlines()
+              if line.startswith(("| layercam |", "| gradcam |"))
+              and line.endswith(("| pass |", "| FAIL |", "| undetermined |"))]
+    assert len(marked) == len(verdicts)
     assert result.leaderboard["space app"] == hub.leaderboard_space_dir / "app.py"  # outputs exist: above
     galleries = {p.name for p in (hub.leaderboard_dir / "galleries").iterdir()}
     assert galleries == {f"{m}.png" for m in result.models}

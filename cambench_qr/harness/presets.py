@@ -70,6 +70,12 @@ class Preset:
     # (clean `standard`, mean over severities 1-3 of each distortion config): accuracies every model of the
     # preset must reach; a miss is reported on stderr and in the report, never silently. None: no floors.
     accuracy_floors: tuple[float, float] | None = None
+    # the sanity checks (``evaluate(sanity=True)``: cascading model randomization in ``sanity_steps`` chunks
+    # (None: one per block) and random logit) on this many QR test images, for the models of the runs
+    # named in ``sanity_runs``; 0: none
+    sanity_images: int = 0
+    sanity_runs: tuple[str, ...] = ()
+    sanity_steps: int | None = None
 
     def build_kwargs(self, config: str, num_train: int, num_test: int, out: str | Path,
                      quiet: bool = False) -> dict:
@@ -95,10 +101,15 @@ class Preset:
             base["init_from"] = init_from
         return {**base, **backbone.overrides, **run.overrides}
 
-    def evaluate_kwargs(self, model: str | Path, data: str, out: str | Path, quiet: bool = False) -> dict:
-        """Keyword arguments of ``harness.evaluate.evaluate`` for one trained model."""
+    def evaluate_kwargs(self, model: str | Path, data: str, out: str | Path, quiet: bool = False,
+                        run: str | None = None) -> dict:
+        """Keyword arguments of ``harness.evaluate.evaluate`` for one trained model, the model of the run
+        named ``run`` (its sanity checks when ``run`` is in ``sanity_runs``)."""
+        sanity = {}
+        if self.sanity_images and run in self.sanity_runs:
+            sanity = {"sanity": True, "sanity_images": self.sanity_images, "sanity_steps": self.sanity_steps}
         return {"model": model, "data": data, "out": out, "configs": self.eval_configs, "seed": self.seed,
-                "quiet": quiet, **self.evaluation}
+                "quiet": quiet, **self.evaluation, **sanity}
 
 
 _PAPER_RUNS = (
@@ -122,7 +133,9 @@ PRESETS: dict[str, Preset] = {
                     "standard rows at 128 px: a small ResNet (timm test_resnet at output stride 16: an "
                     "8x8 CAM grid) and a ViT with a convolutional stem (vit_convstem_tiny, 2 blocks, "
                     "average-pooled tokens: an 8x8 token grid); then FT-LeakMin (lambda 0.25) from each on "
-                    "3 000 rows; evaluated on standard, blur, occlusion and interventions (causal agreement)",
+                    "3 000 rows; evaluated on standard, blur, occlusion and interventions (causal "
+                    "agreement); sanity checks (cascading randomization, random logit) of the scratch "
+                    "models on 32 images",
         expected_runtime="under 10 minutes on 2 idle CPU cores after setup (BENCHMARKS.md, main job)",
         backbones=(
             Backbone("resnet-tiny", "test_resnet", model_args={"output_stride": 16},
@@ -143,6 +156,8 @@ PRESETS: dict[str, Preset] = {
                     "n_boot": 200},
         canvas_size=128,
         accuracy_floors=(0.97, 0.90),
+        sanity_images=32,
+        sanity_runs=("scratch",),
     ),
     "paper": Preset(
         name="paper",
