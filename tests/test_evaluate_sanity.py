@@ -36,9 +36,14 @@ def _train(data: str, out: Path, permute: bool) -> Path:
 
 
 @pytest.fixture(scope="module")
-def summary(data, tmp_path_factory) -> dict:
+def models(data, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("models")
-    model, permuted = _train(data, root / "real", False), _train(data, root / "permuted", True)
+    return _train(data, root / "real", False), _train(data, root / "permuted", True)
+
+
+@pytest.fixture(scope="module")
+def summary(data, models, tmp_path_factory) -> dict:
+    model, permuted = models
     out = evaluate(model=model, data=data, out=tmp_path_factory.mktemp("eval") / "res", configs=("standard",),
                    methods=(*RUN, FAILS), sanity=True, sanity_images=4, sanity_steps=2,
                    permuted_model=permuted, **EVAL)
@@ -108,3 +113,16 @@ def test_unknown_method_lists_the_available_names(data, tmp_path, capsys):
                           "--methods", "gradcam,nosuch", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "nosuch" in err and "pgc:kpcacam" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"sanity": True, "permuted_model": "REAL"}, "must be a ResNet trained with --permute-labels"),
+    ({"permuted_model": "PERMUTED"}, "pass --sanity too"),
+    ({"sanity": True, "sanity_images": 1}, "at least 2 images"),
+])
+def test_bad_sanity_settings_fail_before_the_evaluation(data, models, tmp_path, settings, message):
+    named = {"REAL": models[0], "PERMUTED": models[1]}
+    settings = {k: named.get(v, v) if isinstance(v, str) else v for k, v in settings.items()}
+    with pytest.raises(ValueError, match=message):
+        evaluate(model=models[0], data=data, out=tmp_path / "out", methods=("gradcam",), **settings, **EVAL)
+    assert not (tmp_path / "out").exists()

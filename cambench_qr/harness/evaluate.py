@@ -58,7 +58,7 @@ from .io import hardware, write_atomic, write_json
 from .latency import latency
 from .models import check_input_size, load_model
 from .options import add_evaluate_arguments, module_main, parse_methods
-from .sanity_eval import probe_methods, sanity_summary
+from .sanity_eval import check_sanity_settings, load_permuted, probe_methods, sanity_summary
 from .scoring import Scorer, structure_summary
 from .transfer import transfer_summary
 from .vs_null import vs_null_summary
@@ -108,6 +108,7 @@ def evaluate(
     if not configs or not methods:
         raise ValueError("give at least one config and one CAM method")
     requested = check_methods(methods)
+    check_sanity_settings(sanity, sanity_images, sanity_steps, permuted_model)
     if batch_size < 1 or faithfulness_steps < 2:
         raise ValueError("batch size must be >= 1 and faithfulness steps >= 2")
     out = Path(out)
@@ -116,6 +117,7 @@ def evaluate(
     data_cfg = timm.data.resolve_model_data_config(net)
     image_size = trained_image_size(model, image_size, training, data_cfg)
     check_input_size(net, image_size)
+    permuted = None if permuted_model is None else load_permuted(permuted_model, net)
     if cross_resolution is None:
         cross_resolution = default_sides(image_size)
     accelerator = Accelerator()
@@ -157,7 +159,7 @@ def evaluate(
     sanity_rows = None
     if sanity and accelerator.is_main_process:
         sanity_rows = sanity_summary(scorer, splits, requested, image_size, images=sanity_images,
-                                     steps=sanity_steps, permuted_model=permuted_model, batch_size=batch_size,
+                                     steps=sanity_steps, permuted=permuted, batch_size=batch_size,
                                      n_boot=n_boot, seed=seed)
 
     if accelerator.is_main_process:

@@ -44,14 +44,33 @@ def probe_methods(scorer: Scorer, rows, methods: tuple[str, ...], image_size: in
     return dict(scorer.explain(batch["image"], methods).failed)
 
 
+def check_sanity_settings(sanity: bool, images: int, steps: int | None, permuted_model: str | Path | None
+                          ) -> None:
+    """ValueError for sanity settings that cannot work, before anything is loaded."""
+    if permuted_model is not None and not sanity:
+        raise ValueError("a permuted-label model is used only by the sanity checks: pass --sanity too")
+    if sanity and images < 2:
+        raise ValueError(f"the sanity checks need at least 2 images (bootstrap CIs), got {images}")
+    if sanity and steps is not None and steps < 1:
+        raise ValueError(f"sanity steps must be >= 1, got {steps}")
+
+
+def load_permuted(source: str | Path, model: torch.nn.Module) -> torch.nn.Module:
+    """The model trained with ``--permute-labels`` at ``source`` (a folder or Hub id); ValueError unless it
+    is of ``model``'s class and its ``training.json`` records ``permute_labels``."""
+    permuted, training, _ = load_model(source)
+    if type(permuted) is not type(model) or training.get("permute_labels") is not True:
+        raise ValueError(f"--sanity-permuted-model {source} must be a {type(model).__name__} trained with "
+                         "--permute-labels")
+    return permuted
+
+
 def sanity_summary(scorer: Scorer, splits: dict, methods: tuple[str, ...], image_size: int, *, images: int,
-                   steps: int | None, permuted_model: str | Path | None, batch_size: int, n_boot: int,
+                   steps: int | None, permuted: torch.nn.Module | None, batch_size: int, n_boot: int,
                    seed: int) -> list[SanityRow]:
     """The ``sanity`` section's rows (see the module docstring). ``steps``: chunks of blocks of the
-    cascading test (None: one per block). ``permuted_model``: a model folder or Hub id of the same
-    architecture trained on permuted labels (None: no data randomization)."""
-    if images < 2:
-        raise ValueError(f"the sanity checks need at least 2 images (bootstrap CIs), got {images}")
+    cascading test (None: one per block). ``permuted``: the model trained on permuted labels
+    (``load_permuted``; None: no data randomization)."""
     config = headline_config(list(splits))
     batch = _qr_batch(splits[config], image_size, images, scorer.device)
     inputs = normalize(batch["image"], scorer.mean, scorer.std)
@@ -60,12 +79,7 @@ def sanity_summary(scorer: Scorer, splits: dict, methods: tuple[str, ...], image
     results = [model_randomization(scorer.model, inputs, parts, pitch, order="cascading", steps=steps,
                                    seed=seed, **common),
                random_logit(scorer.model, inputs, parts, pitch, seed=seed, **common)]
-    if permuted_model is not None:
-        permuted, training, _ = load_model(permuted_model)
-        if type(permuted) is not type(scorer.model) or training.get("permute_labels") is not True:
-            kind = type(scorer.model).__name__
-            raise ValueError(f"--sanity-permuted-model {permuted_model} must be a {kind} trained with "
-                             "--permute-labels")
+    if permuted is not None:
         results.append(data_randomization(scorer.model, permuted.to(scorer.device).eval(), inputs, parts,
                                           pitch, **common))
     return [SanityRow.from_json(r) for r in sanity_rows(results, n_boot=n_boot, seed=seed)]
