@@ -126,3 +126,19 @@ def test_bad_sanity_settings_fail_before_the_evaluation(data, models, tmp_path, 
     with pytest.raises(ValueError, match=message):
         evaluate(model=models[0], data=data, out=tmp_path / "out", methods=("gradcam",), **settings, **EVAL)
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_sanity_options(data, models, tmp_path):
+    out = tmp_path / "cli"
+    code = evaluate_main(["--model", str(models[0]), "--data", data, "--out", str(out), "--methods",
+                          "layercam, pgc:kpcacam", "--sanity", "--sanity-images", "3", "--sanity-steps", "1",
+                          "--sanity-permuted-model", str(models[1]), "--batch-size", "4", "--n-boot", "5",
+                          "--faithfulness-samples", "0", "--cross-resolution", "64", "--latency-batch", "0",
+                          "--quiet"])
+    assert code == 0
+    rows = json.loads((out / "summary.json").read_text())["sanity"]
+    verdicts = {(r["test"], r["method"]) for r in rows if r["score"] == "verdict"}
+    tests, methods = ("cascading", "random_logit", "data"), ("layercam", "pgc:kpcacam")
+    assert verdicts == {(t, m) for t in tests for m in methods}
+    assert {r["n"] for r in rows if r["score"] == "spearman"} == {3}
+    assert max(r["step"] for r in rows if r["test"] == "cascading" and "step" in r) == 1

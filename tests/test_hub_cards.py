@@ -232,13 +232,13 @@ def test_leaderboard_space_filters_keep_revisions_apart(tmp_path):
     time; filters select by key ('–' for a missing severity); bad folders raise one-line errors."""
     import importlib.util
 
-    from hub_summaries import write_summary
+    from hub_summaries import with_sanity, write_summary
 
     from cambench_qr.hub_cards import build_leaderboard
     from cambench_qr.hub_cards.space import write_leaderboard_space
 
     write_summary(tmp_path / "eval" / "a", summary(revision="rev-a", quality=0.5))
-    payload = summary(revision="rev-b", quality=0.6, configs=("standard", "paper"))
+    payload = with_sanity(summary(revision="rev-b", quality=0.6, configs=("standard", "paper")))
     write_summary(tmp_path / "eval" / "b", payload)
     hub = HubRoot(tmp_path / "hub", "alice")
     build_leaderboard([tmp_path / "eval"], hub.leaderboard_dir, by_revision=True)
@@ -258,6 +258,10 @@ def test_leaderboard_space_filters_keep_revisions_apart(tmp_path):
     assert list(table["method"]) == ["EigenGrad-CAM", "LayerCAM", "XGrad-CAM", "Grad-CAM", "null: edge",
                                      "null: uniform"]
     assert list(table["FMR ↑"])[:2] == [0.63, 0.62] and table["FMR ↑ 95% CI"][0] == "[0.580, 0.680]"
+    # hub_summaries.SANITY_VERDICTS: gradcam passes, xgradcam fails, the others are undetermined
+    assert list(table["passes sanity"]) == ["undetermined", "undetermined", "no", "yes", "–", "–"]
+    a = app.filter_rows(rows, {"revision": "0.1.0, data rev-a"}, competent_only=True)
+    assert set(app.display_table(a, settings)["passes sanity"]) == {"–"}  # no sanity checks run
     assert table["vs best null map (FMR ↑, BL ↓, DtS ↓)"][3] == "≈ (edge), ≈ (edge), ≈ (edge)"
     with pytest.raises(app.LeaderboardError, match="neither a folder nor a Hub dataset id"):
         app.fetch(str(tmp_path / "missing" / "folder"))

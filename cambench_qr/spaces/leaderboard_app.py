@@ -110,9 +110,9 @@ def _verdicts(row: pd.Series, scores: list[str], versus: str, labels: dict) -> s
 
 
 def display_table(rows: pd.DataFrame, settings: dict) -> pd.DataFrame:
-    """The table the page shows: one line per leaderboard row, every score's mean (and the 95% CI of the
-    verdict scores), latency and the verdicts against the null maps; CAM methods first, each group
-    sorted best first by the settings' sort score."""
+    """The table the page shows: one line per leaderboard row, the method's sanity verdict, every score's
+    mean (and the 95% CI of the verdict scores), latency and the verdicts against the null maps; CAM
+    methods first, each group sorted best first by the settings' sort score."""
     score, higher = settings["sort"]
     nulls = rows["method"].str.startswith("null_")
     order = rows.assign(_null=nulls).sort_values(
@@ -127,6 +127,8 @@ def display_table(rows: pd.DataFrame, settings: dict) -> pd.DataFrame:
             "backbone": rows["backbone"],
             "regime": rows["regime"],
             "method": rows["method"].map(lambda m: methods.get(m, m)),
+            # the method's sanity-check verdict (leaderboards written before it have no such column)
+            "passes sanity": rows["passes_sanity"].fillna("–") if "passes_sanity" in rows else "–",
             "config": rows["config"],
             "distortion": rows["distortion"].map(_key),
             "severity": rows["severity"].map(_key),
