@@ -7,16 +7,18 @@ at least the floor, `harness.accuracy`), its CAM grid (`cam_grid`, [h, w]), ever
 mean, 95% bootstrap CI and chance value (what a uniform map scores on the same masks), the method's
 latency (ms per image at the largest measured batch) and, for CAM methods, the verdicts against the null
 maps (`<score>_vs_uniform`, `<score>_best_null`, `<score>_vs_best_null`: better / indistinguishable /
-worse, `hub_cards.verdicts`). Rows of the `interventions` config also carry the method's causal agreement
-(`harness.causal`).
+worse, `hub_cards.verdicts`) and `passes_sanity` (yes / no / undetermined from the summary's sanity
+rows, `harness.sanity.passes_sanity`; None where the sanity checks were not run). Rows of the
+`interventions` config also carry the method's causal agreement (`harness.causal`).
 
 `leaderboard.md`: per config the clean-image table of the CAM methods, with the null maps once per
 config and input size under it (null maps depend on the images and the seed only, not on the model); FMR
 by severity; the verdict table (clean headline config: `standard`, else the first); causal agreement and
 real-photo transfer (`standard` -> `real`) when the results hold those configs; accuracy by negative
-kind, QR version band and distortion severity. Models below the competence floor are marked
+kind, QR version band and distortion severity; the sanity checks (per model evaluated with `--sanity`:
+`hub_cards.sanity`'s table and cascading figure). Models below the competence floor are marked
 "not competent". `headline.md`: the short table of the competent models' CAMs on the clean headline
-config (scores, verdicts, causal agreement) and the models left out; the run report opens with it.
+config (passes sanity, scores, verdicts, causal agreement) and the models left out; the run report opens with it.
 
 Results are comparable only within one (results schema, package version, data revision): rows from
 different revisions are never mixed silently. Either all inputs share one revision, or `by_revision=True`
@@ -568,7 +570,8 @@ def build_leaderboard(
     paths: list[str | Path], out_dir: str | Path, by_revision: bool = False
 ) -> dict[str, Path]:
     """Write the leaderboard into `out_dir` (a dataset repo folder, loadable with `load_dataset`):
-    the parquet table, `leaderboard.md`, `headline.md`, one structure-vs-latency PNG per revision, and
+    the parquet table, `leaderboard.md`, `headline.md`, the figures per revision (and a sanity figure per
+    model with sanity rows), and
     README.md (the headline, then leaderboard.md). Returns {name: path} of what it wrote. `out_dir` must be
     new, empty or an earlier leaderboard (`check_leaderboard_folder`)."""
     out_dir = Path(out_dir)
