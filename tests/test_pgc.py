@@ -29,9 +29,9 @@ def test_names_are_listed_from_the_installed_package():
 
 
 def test_unknown_method_is_an_error_listing_the_available_names():
-    with pytest.raises(ValueError, match=r"unknown CAM method\(s\) \['pgc:nosuchcam'\].*pgc:scorecam"):
+    with pytest.raises(ValueError, match=r"unknown CAM method\(s\) \['pgc:nosuchcam'\].*pgc:\{.*scorecam"):
         check_methods(["gradcam", "pgc:nosuchcam"])
-    with pytest.raises(ValueError, match="pgc:kpcacam"):
+    with pytest.raises(ValueError, match=r"pgc:\{.*kpcacam"):
         CamEngine(_model())(torch.randn(1, 3, 64, 64), methods=("nosuch",))
 
 

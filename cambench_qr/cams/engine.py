@@ -105,7 +105,9 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     known = available_methods()
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from {', '.join(known)}")
+        library = ",".join(m.removeprefix("pgc:") for m in known if is_pgc(m))
+        raise ValueError(f"unknown CAM method(s) {unknown or '(none given)'}; choose from "
+                         f"{', '.join(m for m in known if not is_pgc(m))}, pgc:{{{library}}}")
     return tuple(dict.fromkeys(methods))
 
 

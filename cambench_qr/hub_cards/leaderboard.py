@@ -18,7 +18,8 @@ real-photo transfer (`standard` -> `real`) when the results hold those configs; 
 kind, QR version band and distortion severity; the sanity checks (per model evaluated with `--sanity`:
 `hub_cards.sanity`'s table and cascading figure). Models below the competence floor are marked
 "not competent". `headline.md`: the short table of the competent models' CAMs on the clean headline
-config (passes sanity, scores, verdicts, causal agreement) and the models left out; the run report opens with it.
+config (passes sanity, scores, verdicts, causal agreement) and the models left out; the run report opens
+with it.
 
 Results are comparable only within one (results schema, package version, data revision): rows from
 different revisions are never mixed silently. Either all inputs share one revision, or `by_revision=True`
