@@ -241,9 +241,14 @@ def test_rule_by_hand():
     above_chance = [0.6, 0.7, 0.65, 0.62]
     assert next(r for r in sanity_rows([_hand_result("data", low_rho, above_chance, 0.2)], n_boot=50)
                 if r["score"] == "verdict")["passed"] is False
-    # random logit: the rho condition only
-    assert next(r for r in sanity_rows([_hand_result("random_logit", low_rho, above_chance, 0.2)], n_boot=50)
-                if r["score"] == "verdict")["passed"] is True
+    # random logit: the rho condition only, signed: a map that flips with the class passes, one that stays
+    # positively correlated fails
+    for rho, passed in ((low_rho, True), ([-0.9, -0.95, -0.97, -0.92], True), (high_rho, False)):
+        assert next(r for r in sanity_rows([_hand_result("random_logit", rho, above_chance, 0.2)], n_boot=50)
+                    if r["score"] == "verdict")["passed"] is passed
+    # cascading: anti-correlation is still the same structure, a failure
+    assert next(r for r in sanity_rows([_hand_result("cascading", [-0.9] * 4, at_chance, 0.2)], n_boot=50)
+                if r["score"] == "verdict")["passed"] is False
     one = sanity_rows([_hand_result("cascading", [0.0], [0.2], 0.2)], n_boot=50)  # no CI from one image
     assert next(r for r in one if r["score"] == "verdict")["passed"] is None
     assert not any(r["score"] == "verdict" for r in sanity_rows([_hand_result("independent", low_rho,

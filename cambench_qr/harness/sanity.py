@@ -28,11 +28,14 @@ destruction): the method passes when
 2. the 95% bootstrap CI of the randomized maps' mean FMR contains the mean chance FMR (the finder mass
    is no longer distinguishable from a uniform map's).
 
-``random_logit`` has rule 1 only (a map that does not change with the explained class does not explain
-that class). ``independent`` is diagnostic, without a rule. A method passes sanity when it passes every
-ruled test that was run; a test whose numbers are missing (a failed method, fewer than two images) is
-undetermined (``passed`` None), never a pass. Caveat: with few images the FMR CI is wide and rule 2 is
-easy to meet; the rows carry ``n``.
+``random_logit`` has a signed rule 1 only: the mean rho must be below ``RHO_MAX`` (a map that stays
+positively rank-correlated when another class is explained does not explain the class). Anti-correlation
+passes: with two classes a class-sensitive map of the other class is roughly the negated original
+(Grad-CAM of a linear head: the other class's weights minus the predicted one's), which is exactly the
+change the test asks for. ``independent`` is diagnostic, without a rule. A method passes sanity when it
+passes every ruled test that was run; a test whose numbers are missing (a failed method, fewer than two
+images) is undetermined (``passed`` None), never a pass. Caveat: with few images the FMR CI is wide and
+rule 2 is easy to meet; the rows carry ``n``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ RULED_TESTS = ("cascading", "data", "random_logit")
 STRUCTURE_NAMES = ("fmr", "bl", "dts")
 RHO_MAX = 0.3
 RULE = (f"|mean Spearman rho (signed maps) vs the original| < {RHO_MAX} at full randomization, and the "
-        "95% CI of FMR contains chance (random_logit: the rho condition only)")
+        f"95% CI of FMR contains chance (random_logit: mean rho < {RHO_MAX} only, anti-correlation passes)")
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,8 @@ def _verdicts(test: str, rows: list[dict], last: int) -> list[dict]:
     for method in dict.fromkeys(m for m, _ in final):
         rho, fmr = final[(method, "spearman")], final[(method, "fmr")]
         low, high, chance = fmr["ci_low"], fmr["ci_high"], fmr["chance"]
-        checks = [abs(rho["mean"]) < RHO_MAX] if np.isfinite(rho["mean"]) else [None]
+        similarity = rho["mean"] if test == "random_logit" else abs(rho["mean"])
+        checks = [similarity < RHO_MAX] if np.isfinite(rho["mean"]) else [None]
         if test != "random_logit":
             known = all(np.isfinite(v) for v in (low, high, chance))
             checks.append(bool(low <= chance <= high) if known else None)
