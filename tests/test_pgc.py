@@ -92,3 +92,19 @@ def test_methods_option_parses_own_and_library_names():
     assert parse_methods(" gradcam, pgc:scorecam ,,gradcam") == ("gradcam", "pgc:scorecam")
     with pytest.raises(ValueError, match="unknown CAM method.*choose from gradcam"):
         parse_methods("gradcam,pgc:scorecamm")
+
+
+def test_pgc_methods_run_a_transformers_vit_at_another_input_size():
+    """A transformers ViT trained at 32 px explained at 48 px: the library method gets the engine's forward
+    (logits with interpolated position embeddings) and the engine's token grid, so pgc:gradcam equals the
+    engine's own Grad-CAM."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=8, num_labels=2)
+    model = ViTForImageClassification(config).eval()
+    out = CamEngine(model)(torch.randn(2, 3, 48, 48), methods=("gradcam", "pgc:gradcam"))
+    assert out.failed == {}
+    assert out.maps["gradcam"].shape == (2, 6, 6)
+    torch.testing.assert_close(out.maps["pgc:gradcam"], out.maps["gradcam"], atol=1e-4, rtol=1e-4)

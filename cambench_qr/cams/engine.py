@@ -211,7 +211,7 @@ class CamEngine:
         failed = {}
         for m in library:  # each through the library, after the engine's hooks and state are released
             try:
-                maps[m] = pgc_map(m, self.model, self.layer, images, targets, logits, acts.ndim)
+                maps[m] = pgc_map(m, self.model, self.layer, images, targets, logits, acts.ndim, self.forward)
             except Exception as exc:  # reported per method in CamOutput.failed, never skipped silently
                 failed[m] = f"{type(exc).__name__}: {exc}".strip()
         maps = {m: maps[m] for m in methods if m in maps}
