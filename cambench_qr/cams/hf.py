@@ -66,9 +66,10 @@ def _image_classifier_classes() -> set[str]:
 def check_image_classifier(model: nn.Module) -> None:
     """ValueError unless ``model`` is one of ``AutoModelForImageClassification``'s classes (or a subclass)."""
     classes = _image_classifier_classes()
-    if not any(cls.__name__ in classes for cls in type(unwrap(model)).__mro__):
-        kind = getattr(getattr(unwrap(model), "config", None), "model_type", "?")
-        raise ValueError(f"{type(unwrap(model)).__name__} (model type {kind!r}) is not a transformers image "
+    inner = unwrap(model)
+    if not any(cls.__name__ in classes for cls in type(inner).__mro__):
+        kind = getattr(getattr(inner, "config", None), "model_type", "?")
+        raise ValueError(f"{type(inner).__name__} (model type {kind!r}) is not a transformers image "
                          "classifier (an AutoModelForImageClassification class); CAMs need class logits")
 
 

@@ -114,8 +114,7 @@ def default_target_layer(model: nn.Module) -> TargetLayer:
     """
     from cambench_qr.cams import hf  # imported here: hf builds on this module
 
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        return default_target_layer(model.module)
+    model = hf.unwrap(model)
     if hf.is_transformers_model(model):
         return hf.default_hf_target_layer(model)
     if all(hasattr(model, a) for a in ("patch_embed", "blocks", "num_prefix_tokens")):

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cambench_qr.cams.hf import logits_of
 from cambench_qr.cams.layers import TargetLayer
 
 PREFIX = "pgc:"
@@ -72,8 +73,7 @@ class _Logits(nn.Module):
         self._forward = forward
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        out = self._forward(images)
-        return out.logits if hasattr(out, "logits") else out
+        return logits_of(self._forward(images))
 
 
 @contextlib.contextmanager

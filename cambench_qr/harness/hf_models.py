@@ -46,12 +46,11 @@ def _reason(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _processor_config(source: str, revision: str | None = None) -> dict:
+def _processor_config(source: str) -> dict:
     """The source's ``preprocessor_config.json`` (folder or Hub cache), or {} when it has none."""
     from transformers.utils import cached_file
 
-    path = cached_file(source, "preprocessor_config.json", revision=revision,
-                       _raise_exceptions_for_missing_entries=False,
+    path = cached_file(source, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False,
                        _raise_exceptions_for_connection_errors=False)
     return json.loads(Path(path).read_text()) if path else {}
 
@@ -128,15 +127,15 @@ def use_explicit_attention(model: nn.Module) -> None:
     model.set_attn_implementation("eager")
 
 
-def load_transformers_checkpoint(model_dir: Path, revision: str | None = None) -> nn.Module:
-    """A ``save_pretrained`` folder (or Hub repo id) -> the adapted model."""
+def load_transformers_checkpoint(model_dir: Path) -> nn.Module:
+    """A ``save_pretrained`` folder -> the adapted model."""
     from transformers import AutoModelForImageClassification
 
     try:
-        model = AutoModelForImageClassification.from_pretrained(str(model_dir), revision=revision)
+        model = AutoModelForImageClassification.from_pretrained(str(model_dir))
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot load the transformers model {str(model_dir)!r}: {_reason(exc)}") from exc
-    return adapt(model, str(model_dir), _processor_config(str(model_dir), revision))
+    return adapt(model, str(model_dir), _processor_config(str(model_dir)))
 
 
 def at_image_size(model: nn.Module, side: int) -> nn.Module:

@@ -16,6 +16,7 @@ from pathlib import Path
 import timm
 import torch
 
+from ..cams.hf import is_transformers_model
 from ..parts import LABEL_NAMES
 from . import backbones  # noqa: F401  (registers the package's timm backbones)
 from .hf_models import (
@@ -114,7 +115,7 @@ def load_model(source: str | Path, revision: str | None = None) -> tuple[torch.n
     contents or {}, origin)."""
     folder, origin = resolve_source(source, revision)
     model, training = load_checkpoint(folder)
-    if "repo_id" in origin and model.pretrained_cfg.get("architecture", "").startswith(PREFIX):
+    if "repo_id" in origin and is_transformers_model(model):
         model.pretrained_cfg["architecture"] = PREFIX + origin["repo_id"]  # not the cache folder
     return model, training, origin
 
@@ -136,7 +137,7 @@ def save_model(model: torch.nn.Module, out: Path, image_size: int, mean: tuple, 
     """Write ``model`` to the folder ``out``: timm's Hub layout with ``label_names``, or for a
     ``transformers`` model ``save_pretrained`` plus the image-processor config of the harness's
     preprocessing (``image_size``, ``mean``, ``std``)."""
-    if model.pretrained_cfg.get("architecture", "").startswith(PREFIX):
+    if is_transformers_model(model):
         save_transformers_model(model, out, image_size, mean, std)
     else:
         timm.models.save_for_hf(model, str(out), model_config={"label_names": list(LABEL_NAMES)},
@@ -146,7 +147,7 @@ def save_model(model: torch.nn.Module, out: Path, image_size: int, mean: tuple, 
 def stage_names(model: torch.nn.Module) -> list[str]:
     """The backbone's stage module names in forward order, from timm's ``feature_info`` (``transformers``
     models: ``hf_models.transformers_stage_names``)."""
-    if model.pretrained_cfg.get("architecture", "").startswith(PREFIX):
+    if is_transformers_model(model):
         return transformers_stage_names(model)
     return [info["module"] for info in model.feature_info]
 
