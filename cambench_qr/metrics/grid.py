@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from cambench_qr.metrics.formulas import mass_scores, nan_where
-from cambench_qr.metrics.inputs import as_tensor, check_parts, check_saliency
+from cambench_qr.metrics.inputs import as_tensor, check_options, check_parts, check_saliency
 from cambench_qr.metrics.regions import REGION_NAMES
 from cambench_qr.metrics.scores import _scored_map
 from cambench_qr.parts import NUM_PARTS, REGIONS
@@ -37,6 +37,7 @@ def grid_scores(saliency, fractions: torch.Tensor, *, normalize: str = "sum", si
     """Mass scores of (B, h, w) maps against (B, P, h, w) part fractions (``area_average_parts``):
     ``mass_<part>``, ``mass_<region>``, ``lift_<region>``, ``fmr``, ``tmr``, ``bl``, each with
     ``chance_<score>`` (the value of a uniform map) and ``valid``, as in ``structure_scores``."""
+    check_options(normalize=normalize, signed=signed)
     sal = check_saliency(saliency)
     fractions = as_tensor(fractions, "fractions")
     expected = (sal.shape[0], NUM_PARTS, *sal.shape[1:])

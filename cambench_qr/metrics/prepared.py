@@ -17,8 +17,8 @@ from cambench_qr.metrics._rows import Scratch
 from cambench_qr.metrics.edt import distance_to_labels
 from cambench_qr.metrics.inputs import check_module_px, check_options, check_parts
 from cambench_qr.metrics.masks import mode_classes
-from cambench_qr.metrics.regions import MIN_CLASS, POINTING_REGIONS
-from cambench_qr.parts import NUM_PARTS, REGIONS, TIMING
+from cambench_qr.metrics.regions import MIN_CLASS, POINTING_REGIONS, region_sums
+from cambench_qr.parts import NUM_PARTS
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,17 @@ class PreparedParts:
 def prepare_parts(parts, *, mask_mode: str = "standard", module_px=None,
                   pointing_tolerance: float = 0.0) -> PreparedParts:
     """Validate (B, H, W) part maps and precompute their part runs, areas, classes and distances."""
-    prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
-    return prepare_checked(prt, px, mask_mode, pointing_tolerance)
-
-
-def check_prepare_args(parts, mask_mode: str, module_px, pointing_tolerance: float
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(parts, module_px)`` checked (``check_parts``, ``check_module_px``), or a ValueError."""
     check_options(mask_mode=mask_mode, pointing_tolerance=pointing_tolerance)
     prt = check_parts(parts)
-    return prt, check_module_px(module_px, prt.shape[0], prt.device)
+    return prepare_checked(prt, check_module_px(module_px, prt.shape[0], prt.device), mask_mode,
+                           pointing_tolerance)
 
 
 def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointing_tolerance: float,
                     scratch: Scratch | None = None) -> PreparedParts:
-    """``prepare_parts`` of part maps and module pitches that passed ``check_prepare_args``; with
-    ``scratch`` (CPU) the classes and distances live in its arrays, valid until it is reused."""
+    """``prepare_parts`` of part maps and module pitches already checked (``check_parts``,
+    ``check_module_px``); with ``scratch`` (CPU) the classes and distances live in its arrays, valid
+    until it is reused."""
     batch, height, width = prt.shape
     n = height * width
     device = prt.device
@@ -93,10 +88,7 @@ def prepare_checked(prt: torch.Tensor, px: torch.Tensor, mask_mode: str, pointin
     runs = backends.for_device(device).part_runs(flat, scratch)
     run_start, run_bin, row_runs, part_px = runs.run_start, runs.run_bin, runs.row_runs, runs.part_px
     pixel_class, paper_timing = mode_classes(prt, mask_mode, px, runs.pixel_class)
-    area_px = {r: part_px[:, list(REGIONS[r])].sum(1) for r in ("finder", "box")}
-    area_px["timing"] = part_px[:, TIMING] if paper_timing is None else paper_timing.sum(1).double()
-    area_px["structure"] = area_px["finder"] + area_px["timing"]
-    area_px["outside"] = n - area_px["box"]
+    area_px = region_sums(part_px, n, None if paper_timing is None else paper_timing.sum(1).double())
     classes = pixel_class.cpu().numpy().reshape(prt.shape)
     near = {}  # the pointing regions widened by the tolerance
     if pointing_tolerance > 0:

@@ -61,3 +61,16 @@ def region_counts(position: torch.Tensor, at_least: dict[str, torch.Tensor]) -> 
     counts["timing"] = counts["structure"] - counts["finder"]
     counts["outside"] = position - counts["box"]
     return counts
+
+
+def region_sums(per_part: torch.Tensor, whole, timing: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Every region's sum (pixels or mass) from the (B, NUM_PARTS) sums per part id and the sum over
+    the whole map (``whole``): finder, timing and box over their ids, structure = finder + timing,
+    outside = whole - box; ``timing`` (B,) replaces the timing sum (the paper's timing mask)."""
+    sums = {r: per_part[:, list(REGIONS[r])].sum(1) for r in ("finder", "timing", "box")}
+    if timing is not None:
+        sums["timing"] = timing
+    sums["structure"] = sums["finder"] + sums["timing"]
+    sums["outside"] = whole - sums["box"]
+    return sums

@@ -16,10 +16,10 @@ from cambench_qr.metrics import _rows, backends, formulas
 from cambench_qr.metrics._rows import Scratch, map_row_chunks
 from cambench_qr.metrics.backends.contract import block_length
 from cambench_qr.metrics.formulas import AUC_REGION, SCORE_NAMES, SCORES, nan_where
-from cambench_qr.metrics.inputs import check_options, check_saliency
-from cambench_qr.metrics.prepared import PreparedParts, check_prepare_args, prepare_checked
-from cambench_qr.metrics.regions import POINTING_REGIONS, RANK_REGIONS, REGION_NAMES, ROC_REGIONS
-from cambench_qr.parts import NUM_PARTS, REGIONS
+from cambench_qr.metrics.inputs import check_module_px, check_options, check_parts, check_saliency
+from cambench_qr.metrics.prepared import PreparedParts, prepare_checked
+from cambench_qr.metrics.regions import POINTING_REGIONS, RANK_REGIONS, REGION_NAMES, ROC_REGIONS, region_sums
+from cambench_qr.parts import NUM_PARTS
 
 __all__ = ["SCORES", "SCORE_NAMES", "normalized_mass", "scores_to_lists", "structure_scores"]
 CHUNK_ROWS = 128  # most maps per chunk: chunks run on torch.get_num_threads() threads, memory stays bounded
@@ -29,8 +29,7 @@ _MAGNITUDE = 2.0**100  # maps whose maximum lies outside [1/_MAGNITUDE, _MAGNITU
 def _scored_map(flat: torch.Tensor, normalize: str, signed: bool, first_index: int = 0
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(w, w_max)``: the scored map (B, n) and its row maxima; a ValueError names a bad sample (rows
-    are numbered from ``first_index``)."""
-    check_options(normalize=normalize, signed=signed)
+    are numbered from ``first_index``; the options were checked by the caller)."""
     if _rows.numpy_kernels(flat.device) and not flat.requires_grad:  # both propagate NaN; numpy's are faster
         lo, hi = torch.from_numpy(flat.numpy().min(1)), torch.from_numpy(flat.numpy().max(1))
     else:
@@ -63,6 +62,7 @@ def normalized_mass(saliency, normalize: str = "sum", signed: bool = False
     samples where it exists. ``w = S`` (``signed=False``: a negative value is an error) or ``ReLU(S)``
     (``signed=True``), then ``(w - min) / (max - min)`` for ``normalize="minmax"`` (the paper's scaling).
     A map with zero total mass (all zero, or constant under min-max) is invalid: its ``p`` is NaN."""
+    check_options(normalize=normalize, signed=signed)
     sal = check_saliency(saliency)
     w, _ = _scored_map(sal.flatten(1), normalize, signed)
     return sum_normalize(w.view(sal.shape)), w.sum(1, dtype=torch.float64) > 0
@@ -116,19 +116,19 @@ def structure_scores(saliency, parts, *, module_px=None, normalize: str = "sum",
     accuracy give the expected value under a uniformly random tie break, ROC-AUC counts a tie as one
     half (as sklearn does).
     """
-    check_options(normalize=normalize, signed=signed,
-                  mask_mode="standard" if mask_mode is None else mask_mode,
-                  pointing_tolerance=0.0 if pointing_tolerance is None else pointing_tolerance)
+    given = {"module_px": module_px, "mask_mode": mask_mode, "pointing_tolerance": pointing_tolerance}
+    mask_mode = "standard" if mask_mode is None else mask_mode
+    pointing_tolerance = 0.0 if pointing_tolerance is None else pointing_tolerance
+    check_options(normalize=normalize, signed=signed, mask_mode=mask_mode,
+                  pointing_tolerance=pointing_tolerance)
     if isinstance(parts, PreparedParts):
-        given = {"module_px": module_px, "mask_mode": mask_mode, "pointing_tolerance": pointing_tolerance}
         if any(v is not None for v in given.values()):
             raise ValueError(f"give {[k for k, v in given.items() if v is not None]} to prepare_parts, "
                              f"not with prepared parts")
         prepared, shape, device = parts, parts.shape, parts.pixel_class.device
     else:  # validated whole (errors name the sample), prepared chunk by chunk beside the scoring
-        mask_mode = "standard" if mask_mode is None else mask_mode
-        pointing_tolerance = 0.0 if pointing_tolerance is None else pointing_tolerance
-        prt, px = check_prepare_args(parts, mask_mode, module_px, pointing_tolerance)
+        prt = check_parts(parts)
+        px = check_module_px(module_px, prt.shape[0], prt.device)
         prepared, shape, device = None, prt.shape, prt.device
     sal = check_saliency(saliency, shape)
     if sal.device != device:
@@ -172,11 +172,9 @@ def _scores(sal: torch.Tensor, prepared: PreparedParts, normalize: str, signed: 
     valid = total > 0
     total = torch.where(valid, total, 1)
     part_mass = part_mass / total[:, None]
-    region_mass = {r: part_mass[:, list(REGIONS[r])].sum(1) for r in ("finder", "timing", "box")}
-    if prepared.mask_mode == "paper":
-        region_mass["timing"] = (w * prepared.paper_timing).sum(1).double() / total
-    region_mass["structure"] = region_mass["finder"] + region_mass["timing"]
-    region_mass["outside"] = 1 - region_mass["box"]
+    paper_timing = prepared.paper_timing  # paper mode: the timing mass is summed over the paper's mask
+    timing = None if paper_timing is None else (w * paper_timing).sum(1).double() / total
+    region_mass = region_sums(part_mass, 1, timing)
     out, chance = formulas.mass_scores(part_mass, prepared.part_px / n, region_mass, area, empty)
 
     for score, r in AUC_REGION.items():
