@@ -195,6 +195,7 @@ ESTIMATE_FIELDS = [
     ("ci_low", float | None, field(default=None)),
     ("ci_high", float | None, field(default=None)),
 ]
+ESTIMATE_KEYS: tuple[str, ...] = tuple(spec[0] for spec in ESTIMATE_FIELDS)
 
 
 def estimate_row(name: str, doc: str, keys: tuple[str, ...], kind: tuple[str, str] | None = None,
@@ -355,8 +356,7 @@ _SANITY_KEYS = {
     "error": ("kind", "test", "method", "score", "error"),
     "verdict": ("kind", "test", "method", "score", "step", "passed", "rho", "fmr", "fmr_ci", "chance_fmr",
                 "n", "rule"),
-    "estimate": ("kind", "test", "method", "step", "score", "n", "n_invalid", "mean", "std", "ci_low",
-                 "ci_high", "depth", "blocks", "chance"),
+    "estimate": ("kind", "test", "method", "step", "score", *ESTIMATE_KEYS, "depth", "blocks", "chance"),
 }
 
 

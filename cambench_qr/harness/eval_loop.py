@@ -182,31 +182,29 @@ def _config_result(merged: BatchRecord, rows, config: str, split: str, methods: 
     correct[index] = (merged.pred == merged.label).numpy()
     keep = merged.label.numpy() == QR_LABEL
     n = int(keep.sum())
-    ids, distortion, severity = (np.asarray(rows[c], dtype=object) for c in ("id", "distortion", "severity"))
+    # the columns of a QR row that do not depend on the map, before and after ``method``
+    ids, distortion, severity = (np.asarray(rows[c], dtype=object)[index[keep]].tolist()
+                                 for c in ("id", "distortion", "severity"))
+    sample = {"id": ids, "config": [config] * n, "split": [split] * n, "distortion": distortion,
+              "severity": severity}
     logits = merged.logits.numpy()[keep]
+    outcome = {"label": merged.label.numpy()[keep].tolist(), "pred": merged.pred.numpy()[keep].tolist(),
+               **{key: logits[:, j].tolist() for j, key in enumerate(LOGIT_COLUMNS)}}  # label order
+    drops = {key: merged.drops[key].numpy()[keep].tolist() for key in OCCLUSION_COLUMNS}
     columns: dict[str, list] = defaultdict(list)
     iou_curves = {}
     for name in names:
-        columns["id"] += ids[index[keep]].tolist()
-        columns["config"] += [config] * n
-        columns["split"] += [split] * n
-        columns["distortion"] += distortion[index[keep]].tolist()
-        columns["severity"] += severity[index[keep]].tolist()
-        columns["method"] += [name] * n
-        columns["label"] += merged.label.numpy()[keep].tolist()
-        columns["pred"] += merged.pred.numpy()[keep].tolist()
-        for j, key in enumerate(LOGIT_COLUMNS):  # logit_<label name>, in label order
-            columns[key] += logits[:, j].tolist()
+        for key, values in {**sample, "method": [name] * n, **outcome}.items():
+            columns[key] += values
         for key in SCORE_COLUMNS:
             columns[key] += merged.scores[name][key].numpy()[keep].tolist()
         iou = merged.iou[name].numpy()[keep]
-        with np.errstate(invalid="ignore"):
-            columns["iou_mean"] += _nanmean_rows(iou).tolist()
-            iou_curves[name] = [float(v) if np.isfinite(v) else None for v in _nanmean_rows(iou.T)]
+        columns["iou_mean"] += _nanmean_rows(iou).tolist()
+        iou_curves[name] = [float(v) if np.isfinite(v) else None for v in _nanmean_rows(iou.T)]
         for key in FAITHFULNESS_COLUMNS:
             values = merged.faithfulness[name][key].numpy()[keep] if name in methods else np.full(n, np.nan)
             columns[key] += values.tolist()
-        for key in OCCLUSION_COLUMNS:
-            columns[key] += merged.drops[key].numpy()[keep].tolist()
+        for key, values in drops.items():
+            columns[key] += values
     return ConfigResult(n=len(rows), accuracy=float(correct.mean()), correct=correct, cam_grid=cam_grid,
                         columns=columns, iou_curves=iou_curves)
