@@ -124,7 +124,8 @@ def check_corners(corners: np.ndarray, version: int, size: tuple[int, int]) -> N
         raise ValueError(f"corners must be finite numbers, got {corners.tolist()}")
     n = symbol_size(version)
     sides = np.roll(corners, -1, axis=0) - corners
-    cross = sides[:, 0] * np.roll(sides, -1, axis=0)[:, 1] - sides[:, 1] * np.roll(sides, -1, axis=0)[:, 0]
+    following = np.roll(sides, -1, axis=0)
+    cross = sides[:, 0] * following[:, 1] - sides[:, 1] * following[:, 0]
     if not ((cross > 0).all() or (cross < 0).all()):
         raise ValueError(f"corners {corners.tolist()} are not a convex quadrilateral (degenerate or "
                          f"self-intersecting)")

@@ -2,7 +2,8 @@
 
 - `app.py`: the gradio app (`cambench_qr/spaces/leaderboard_app.py`, copied verbatim);
 - `space.json`: what the app needs to know (the leaderboard dataset's Hub id, the results schema version
-  it reads, score and method labels, the headline config, the "how to submit" text);
+  it reads, score and method labels, the null maps' method-name prefix, the headline config, the "how to
+  submit" text);
 - `requirements.txt`: the pinned packages the app imports;
 - `README.md`: the Space card (`sdk: gradio`, `app_file: app.py`) with the submission commands.
 
@@ -20,7 +21,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ..results import HEADLINE_SCORES, METHOD_LABELS, PLOT_SCORE, SCHEMA_VERSION, VERDICT_SCORES
+from ..results import (
+    HEADLINE_SCORES,
+    METHOD_LABELS,
+    NULL_PREFIX,
+    PLOT_SCORE,
+    SCHEMA_VERSION,
+    VERDICT_SCORES,
+    is_null_baseline,
+)
 from ..spaces import LEADERBOARD_APP
 from ._io import write_bytes_atomic, write_text_atomic
 from .layout import HubRoot
@@ -50,7 +59,7 @@ def _configs_and_methods(leaderboard_dir: Path) -> tuple[list[str], list[str]]:
     if not path.is_file():
         return [], []
     table = pq.read_table(path, columns=["config", "method"]).to_pydict()
-    methods = [m for m in dict.fromkeys(table["method"]) if not m.startswith("null_")]
+    methods = [m for m in dict.fromkeys(table["method"]) if not is_null_baseline(m)]
     return list(dict.fromkeys(table["config"])), methods
 
 
@@ -102,6 +111,7 @@ def space_settings(hub: HubRoot, leaderboard_dir: Path) -> dict:
         "verdict_labels": VERDICT_LABELS,
         "sort": [PLOT_SCORE, higher_is_better(PLOT_SCORE)],
         "methods": METHOD_LABELS,
+        "null_prefix": NULL_PREFIX,
         "headline_config": HEADLINE_CONFIG,
         "legend": f"Cells are mean and 95% bootstrap CI; ↑ higher is better, ↓ lower is better. "
         f"Verdicts against the null maps: {VERDICT_LEGEND}.",

@@ -95,7 +95,7 @@ def _ci(row: pd.Series, score: str) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
-def _verdicts(row: pd.Series, scores: list[str], versus: str, labels: dict) -> str:
+def _verdicts(row: pd.Series, scores: list[str], versus: str, settings: dict) -> str:
     """The row's verdicts of `scores` against `versus` ("uniform" or "best_null", named), joined."""
     cells = []
     for score in scores:
@@ -104,8 +104,9 @@ def _verdicts(row: pd.Series, scores: list[str], versus: str, labels: dict) -> s
             cells.append("–")
             continue
         null = row.get(f"{score}_best_null") if versus == "best_null" else None
-        label = labels.get(verdict, verdict)
-        cells.append(f"{label} ({null.removeprefix('null_')})" if isinstance(null, str) else label)
+        label = settings["verdict_labels"].get(verdict, verdict)
+        named = isinstance(null, str)
+        cells.append(f"{label} ({null.removeprefix(settings['null_prefix'])})" if named else label)
     return ", ".join(cells)
 
 
@@ -114,7 +115,7 @@ def display_table(rows: pd.DataFrame, settings: dict) -> pd.DataFrame:
     mean (and the 95% CI of the verdict scores), latency and the verdicts against the null maps; CAM
     methods first, each group sorted best first by the settings' sort score."""
     score, higher = settings["sort"]
-    nulls = rows["method"].str.startswith("null_")
+    nulls = rows["method"].str.startswith(settings["null_prefix"])
     order = rows.assign(_null=nulls).sort_values(
         ["_null", score], ascending=[True, not higher], na_position="last", kind="stable"
     )
@@ -145,7 +146,7 @@ def display_table(rows: pd.DataFrame, settings: dict) -> pd.DataFrame:
     names = ", ".join(labels[s] for s in verdict_scores)
     for versus, title in (("uniform", "uniform map"), ("best_null", "best null map")):
         table[f"vs {title} ({names})"] = [
-            _verdicts(r, verdict_scores, versus, settings["verdict_labels"]) for _, r in rows.iterrows()
+            _verdicts(r, verdict_scores, versus, settings) for _, r in rows.iterrows()
         ]
     table["n"] = rows["n"]
     return table.reset_index(drop=True)
