@@ -197,10 +197,7 @@ def severity_figure(rows: list[dict], score: str = PLOT_SCORE, title: str = "") 
             ax.set_ylabel(score_label(score), fontsize=8)
     handles = [axes[0].plot([], [], color=c, label=method_label(m))[0] for m, c in colours.items()]
     handles.append(axes[0].plot([], [], ":", color=CHANCE_COLOUR, label="chance (uniform map)")[0])
-    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle(
-        f"{score_label(score)} by distortion severity" + (f" ({title})" if title else ""), fontsize=10
-    )
+    _legend_and_heading(fig, handles, f"{score_label(score)} by distortion severity", title)
     return fig
 
 
@@ -240,10 +237,15 @@ def region_mass_figure(rows: list[dict], title: str = "") -> Figure:
         ax.tick_params(axis="y", labelsize=7)
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("share of map mass", fontsize=8)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles[::-1], names[::-1], loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle("Where the map mass lies on clean images" + (f" ({title})" if title else ""), fontsize=10)
+    handles, _ = axes[0].get_legend_handles_labels()
+    _legend_and_heading(fig, handles[::-1], "Where the map mass lies on clean images", title)
     return fig
+
+
+def _legend_and_heading(fig: Figure, handles: list, heading: str, title: str) -> None:
+    """The panel figures' shared legend (outside, right) and heading, with `title` in brackets when given."""
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(heading + (f" ({title})" if title else ""), fontsize=10)
 
 
 def figure_bytes(fig: Figure, fmt: str) -> bytes:
