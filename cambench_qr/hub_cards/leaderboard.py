@@ -155,13 +155,14 @@ def summary_rows(summary: Summary, source: str = "") -> list[dict]:
     comparisons = null_comparisons(summary)
     latency = _latency_by_method(summary)
     sanity = passes_sanity(summary.sanity) if summary.sanity else {}
+    model_cols = model_columns(summary)
     grouped: dict[tuple, dict] = {}
     for r in summary.structure:
         key = (name, r.method, r.config, r.split, r.distortion, r.severity)
-        timing = latency.get(r.method)
-        row = grouped.setdefault(
-            key,
-            {
+        row = grouped.get(key)
+        if row is None:  # the first score of the key: its model, method and sample columns
+            timing = latency.get(r.method)
+            row = grouped[key] = {
                 **dict(zip(KEY_COLUMNS, key, strict=True)),
                 "backbone": model.backbone,
                 "regime": model.regime,
@@ -173,12 +174,11 @@ def summary_rows(summary: Summary, source: str = "") -> list[dict]:
                 "device": summary.hardware.get("device"),
                 "n": r.n,
                 "n_invalid": r.n_invalid,
-                **model_columns(summary),
+                **model_cols,
                 **verdict_columns(comparisons.get(key[1:], {})),
                 "source": source,
                 "passes_sanity": None if r.method not in sanity else SANITY_MARKS[sanity[r.method]],
-            },
-        )
+            }
         if r.score in HEADLINE_SCORES:
             row.update(
                 {
