@@ -186,9 +186,7 @@ def map_list(maps, what: str) -> list[np.ndarray]:
     """Checked (H, W) maps from a (B, H, W) tensor/array or a sequence of 2-D maps of any sizes: float32
     for ``what="saliency"``, uint8 part ids for ``what="parts"``; a ValueError names the first bad map."""
     if not isinstance(maps, (list, tuple)):  # one batch: checked whole, its maps numbered as samples
-        batch = as_tensor(maps, what)
-        _check_batch_shape(batch, what)
-        checked = _float_map(batch, what) if what == "saliency" else _id_map(batch, what)
+        checked = check_saliency(maps) if what == "saliency" else check_parts(maps)
         return list(checked.cpu().numpy())
     if not maps:
         raise ValueError(f"{what} is empty: no maps to score")
