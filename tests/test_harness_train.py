@@ -70,6 +70,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(data, zs_model, 
     with pytest.raises(ValueError, match=r"lr 0\.001 -> 0\.01; .*seed 0 -> 5") as info:
         train_module.train(out=tmp_path / "resumed", resume=True, **{**settings, "lr": 0.01, "seed": 5})
     assert "\n" not in str(info.value) and "batch_size" not in str(info.value)
+    with pytest.raises(ValueError, match=r"permute_labels False -> True"):  # real and permuted labels mixed
+        train_module.train(out=tmp_path / "resumed", resume=True, **{**settings, "permute_labels": True})
     resumed = train_module.train(out=tmp_path / "resumed", resume=True, **settings)
 
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")

@@ -161,7 +161,7 @@ def train(
                 "init_from": None if init_from is None else origin,  # a Hub repo's resolved commit too
                 **dataclasses.asdict(recipe), "batch_size": batch_size, "image_size": image_size,
                 "num_train": num_train, "precision": precision, "seed": seed, "leak_lambda": leak_lambda,
-                "leak_alpha": leak_alpha, "surrogate": surrogate}
+                "leak_alpha": leak_alpha, "surrogate": surrogate, "permute_labels": permute_labels}
     start_epoch, history, best = 0, [], None
     if resume:
         start_epoch, history, best = _load_latest_state(accelerator, state_root, settings)
