@@ -87,8 +87,8 @@ def cpu_count() -> int:
 
 
 def cap_num_proc(num_proc: int, rows: int) -> int:
-    """``num_proc`` capped at the CPU count and at the number of rows; says so on stderr when it caps."""
-    check_int("num_proc", num_proc, 1, sys.maxsize)
+    """``num_proc`` (a positive int, checked by the caller) capped at the CPU count and at the number of
+    rows; says so on stderr when it caps."""
     capped = max(1, min(num_proc, cpu_count(), rows))
     if capped < num_proc:
         print(f"note: --num-proc {num_proc} capped at {capped} ({cpu_count()} CPUs, {rows} rows)",
