@@ -22,8 +22,8 @@ def default_sides(image_size: int) -> tuple[int, ...]:
 
 
 def scores_across_sides(accelerator: Accelerator, scorer: Scorer, rows, config: str, split: str,
-                     methods: tuple[str, ...], sizes: tuple[int, ...], max_samples: int, batch_size: int,
-                     quiet: bool) -> list[CrossResolutionRow]:
+                        methods: tuple[str, ...], sizes: tuple[int, ...], max_samples: int, batch_size: int,
+                        quiet: bool) -> list[CrossResolutionRow]:
     """Mean and std (ddof 1) of each of ``PAPER_SCORES`` per method at each input side, over the finite
     values on the first ``max_samples`` QR samples of ``config``; a side the model cannot take is
     reported with its error, not skipped silently."""

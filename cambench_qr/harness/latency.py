@@ -39,8 +39,8 @@ def latency(scorer: Scorer, rows, methods: tuple[str, ...], image_size: int, bat
     qr_rows = np.flatnonzero(np.asarray(rows["label"]) == QR_LABEL)
     picked = [int(qr_rows[i % len(qr_rows)]) for i in range(batch)]
     tensors = TensorRows(rows, image_size, with_parts=False)
-    images = torch.stack([tensors[i]["image"] for i in picked]).to(scorer.device)
     device = scorer.device
+    images = torch.stack([tensors[i]["image"] for i in picked]).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     out = []
     for label, chosen in [*((m, (m,)) for m in methods), ("all", methods)]:
